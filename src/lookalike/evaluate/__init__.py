@@ -1,0 +1,1 @@
+"""Measuring retrieval: edits for copy detection, metrics, evaluation runs."""

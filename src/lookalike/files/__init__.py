@@ -1,0 +1,1 @@
+"""Finding image files on disk."""

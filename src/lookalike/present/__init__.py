@@ -1,0 +1,1 @@
+"""Presenting the library to people: the command line and the web app."""

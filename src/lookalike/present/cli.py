@@ -1,0 +1,282 @@
+"""The ``lookalike`` command: a thin shell over :class:`lookalike.Index`.
+
+Library errors become ``lookalike: error: <one line>`` on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from lookalike.config import Settings, cache_home, load_settings
+from lookalike.errors import LookalikeError
+from lookalike.index import AddReport, Index, Progress
+from lookalike.search.query import Query, SearchResult
+
+MAX_SKIPPED_SHOWN = 20
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(
+            index=getattr(args, "index", None),
+            model=getattr(args, "model", None),
+            batch_size=getattr(args, "batch_size", None),
+            workers=getattr(args, "workers", None),
+        )
+        code: int = args.run(args, settings)
+        return code
+    except LookalikeError as exc:
+        print(f"lookalike: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lookalike: interrupted (committed work is kept)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `lookalike search ... | head`
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--index",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="index directory (default: $LOOKALIKE_INDEX or ~/.local/share/lookalike/index)",
+    )
+    common.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="no progress bar or summary",
+    )
+    parser = argparse.ArgumentParser(
+        prog="lookalike",
+        parents=[common],
+        description="Deep-learning image search: find the images that look alike.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "index", parents=[common], help="add folders or files to the index (incremental)"
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--model", default=None, help="model for a new index (default: mobilenet_v2)")
+    p.add_argument("--weights", default=None, metavar="FILE", help="explicit weights file")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, help="decode processes (default: by cores)")
+    p.set_defaults(run=run_index)
+
+    p = sub.add_parser("search", parents=[common], help="find the images most like each query")
+    p.add_argument(
+        "queries", nargs="*", metavar="QUERY", help="image file, or - for image bytes on stdin"
+    )
+    p.add_argument("-k", type=int, default=10, help="results per query (default 10)")
+    p.add_argument("--json", action="store_true", help="one JSON object per query per line")
+    p.add_argument("--queries-from", metavar="FILE", help="one query path per line (- for stdin)")
+    p.add_argument(
+        "--exclude-self", action="store_true", help="drop the query itself from its results"
+    )
+    p.add_argument("--model", default=None, help="must match the index's model")
+    p.add_argument("--weights", default=None, metavar="FILE")
+    p.set_defaults(run=run_search)
+
+    p = sub.add_parser("info", parents=[common], help="what the index holds")
+    p.add_argument("--skipped", action="store_true", help="list skipped files with reasons")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_info)
+
+    p = sub.add_parser("remove", parents=[common], help="drop files or folders from the index")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.set_defaults(run=run_remove)
+
+    p = sub.add_parser("demo", parents=[common], help="index bundled photos and search them")
+    p.add_argument("--print-index", action="store_true", help="only print the demo index directory")
+    p.set_defaults(run=run_demo)
+    return parser
+
+
+# commands
+
+
+def run_index(args: argparse.Namespace, settings: Settings) -> int:
+    quiet = getattr(args, "quiet", False)
+    model = getattr(args, "model", None)
+    with (
+        Index.open_or_create(settings.index, model, args.weights) as index,
+        progress_bar(quiet) as progress,
+    ):
+        report = index.add(
+            args.paths,
+            progress=progress,
+            batch_size=settings.batch_size,
+            workers=settings.workers or None,
+        )
+    if not quiet:
+        print_report(report)
+    return 0
+
+
+def run_search(args: argparse.Namespace, settings: Settings) -> int:
+    queries = list(args.queries)
+    if args.queries_from:
+        queries += read_query_list(args.queries_from)
+    if not queries:
+        raise LookalikeError("no query given (image paths, - for stdin, or --queries-from FILE)")
+    if queries.count("-") > (0 if args.queries_from != "-" else -1) + 1:
+        raise LookalikeError("stdin can hold one image query, or the query list, not both")
+    failed = 0
+    with Index.open(settings.index, args.model, args.weights) as index:
+        for batch in chunks(queries, settings.batch_size):
+            given: list[Query] = [sys.stdin.buffer.read() if q == "-" else q for q in batch]
+            for label, result in zip(
+                batch, index.search_many(given, args.k, args.exclude_self), strict=True
+            ):
+                failed += result.error is not None
+                print(
+                    format_json(label, result) if args.json else format_table(label, result),
+                    flush=True,
+                )
+    return 1 if failed else 0
+
+
+def run_info(args: argparse.Namespace, settings: Settings) -> int:
+    with Index.open(settings.index) as index:
+        info = index.info()
+        skipped = index.skipped() if args.skipped else []
+    if args.json:
+        out = dict(vars(info))
+        if args.skipped:
+            out["skipped_files"] = [{"path": p, "reason": r} for p, r in skipped]
+        print(json.dumps(out))
+        return 0
+    print(f"index     {info.directory}\nmodel     {info.model} ({info.model_id}, {info.dim} dims)")
+    print(f"images    {info.images}\nskipped   {info.skipped}")
+    print(f"disk      {info.disk_bytes / 1e6:.1f} MB")
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}")
+    return 0
+
+
+def run_remove(args: argparse.Namespace, settings: Settings) -> int:
+    with Index.open(settings.index) as index:
+        removed = index.remove(args.paths)
+    if not getattr(args, "quiet", False):
+        print(f"removed {removed} file(s)")
+    return 0
+
+
+def run_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from lookalike.demo import write_photos, write_queries
+
+    root = cache_home() / "demo"
+    index_dir = Path(getattr(args, "index", root / "index"))
+    if args.print_index:
+        print(index_dir)
+        return 0
+    quiet = getattr(args, "quiet", False)
+    photos = root / "photos"
+    write_photos(photos)
+    pairs = write_queries(photos, root / "queries")
+    with Index.open_or_create(index_dir) as index:
+        with progress_bar(quiet) as progress:
+            report = index.add([photos], progress=progress)
+        if quiet:
+            return 0
+        print(f"demo index: {index_dir} ({len(index)} photos from scikit-image)")
+        print_report(report)
+        results = index.search_many([q for q, _ in pairs], k=3)
+    found = 0
+    for (query, original), result in zip(pairs, results, strict=True):
+        print(format_table(str(query), result))
+        found += bool(result.hits) and result.hits[0].path == str(original)
+    print(f"\n{found}/{len(pairs)} edited copies found their original first.")
+    print(f"Try: lookalike search --index {index_dir} YOUR_IMAGE.jpg")
+    return 0 if found == len(pairs) else 1
+
+
+# helpers
+
+
+def read_query_list(source: str) -> list[str]:
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    except OSError as exc:
+        raise LookalikeError(f"cannot read query list {source}: {exc.strerror}") from exc
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), max(1, size)):
+        yield items[start : start + size]
+
+
+def format_json(label: str, result: SearchResult) -> str:
+    """The public contract: {"query": ..., "results": [{"path", "score", ...}]}."""
+    out: dict[str, object] = {
+        "query": label,
+        "results": [{"path": h.path, "score": round(h.score, 6), "id": h.id} for h in result.hits],
+    }
+    if result.error:
+        out["error"] = result.error
+    return json.dumps(out, ensure_ascii=False)
+
+
+def format_table(label: str, result: SearchResult) -> str:
+    if result.error:
+        print(f"lookalike: error: {label}: {result.error}", file=sys.stderr)
+        return f"\n{label}\n  (no results: {result.error})"
+    lines = [f"\n{label}", "  rank  score  path"]
+    lines += [f"  {rank:>4}  {h.score:.3f}  {h.path}" for rank, h in enumerate(result.hits, 1)]
+    return "\n".join(lines)
+
+
+def print_report(report: AddReport) -> None:
+    print(
+        f"added {report.added}, updated {report.updated}, removed {report.removed}, "
+        f"unchanged {report.unchanged}, skipped {len(report.skipped)}"
+    )
+    for path, reason in report.skipped[:MAX_SKIPPED_SHOWN]:
+        print(f"  skipped {path}: {reason}")
+    if len(report.skipped) > MAX_SKIPPED_SHOWN:
+        print(
+            f"  ... and {len(report.skipped) - MAX_SKIPPED_SHOWN} more (lookalike info --skipped)"
+        )
+
+
+class progress_bar:
+    """A tqdm bar (count, rate, ETA) on a terminal; nothing when quiet or not a TTY."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.bar: object | None = None
+
+    def __enter__(self) -> Progress | None:
+        if not self.enabled:
+            return None
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="img", file=sys.stderr, dynamic_ncols=True)
+        self.bar = bar
+
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        close: Callable[[], None] | None = getattr(self.bar, "close", None)
+        if close:
+            close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

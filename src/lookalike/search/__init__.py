@@ -1,0 +1,1 @@
+"""Queries to vectors, vectors to ranked hits."""

@@ -1,0 +1,102 @@
+"""The FAISS vector index: ids are catalogue ids; scores are inner products of unit vectors.
+
+The file on disk, ``vectors-<generation>.faiss``, is a cache of the catalogue at that
+generation, written atomically (temporary file, fsync, rename). Opening a stale or missing
+file replays the catalogue's changes since, so a crash never leaves vectors out of step.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from lookalike.store.catalogue import Catalogue
+
+FILE_PATTERN = re.compile(r"^vectors-(\d+)\.faiss$")
+
+
+class VectorIndex:
+    """An in-memory ``IndexIDMap2(IndexFlatIP)`` kept in step with a catalogue."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.index: faiss.Index = new_flat_index(dim)
+        self.generation = 0
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    @classmethod
+    def load(cls, directory: Path, dim: int, catalogue: Catalogue) -> VectorIndex:
+        """The newest saved file, brought up to the catalogue's generation."""
+        vectors = cls(dim)
+        saved = saved_generations(directory)
+        if (
+            saved
+            and saved[-1] <= catalogue.generation()
+            and saved[-1] >= catalogue.removal_log_since()
+        ):
+            vectors.index = faiss.read_index(str(directory / f"vectors-{saved[-1]}.faiss"))
+            vectors.generation = saved[-1]
+        vectors.catch_up(catalogue)
+        return vectors
+
+    def catch_up(self, catalogue: Catalogue) -> bool:
+        """Replay catalogue changes after this index's generation; True if any were applied."""
+        target = catalogue.generation()
+        if target == self.generation:
+            return False
+        if self.generation < catalogue.removal_log_since():  # log incomplete: start over
+            self.index = new_flat_index(self.dim)
+            self.generation = 0
+        stale = catalogue.ids_changed_since(self.generation)
+        if len(stale):
+            self.index.remove_ids(stale)  # type: ignore[arg-type]  # the wrapper takes arrays
+        for ids, vectors in catalogue.vectors_since(self.generation):
+            self.index.add_with_ids(vectors, ids)
+        self.generation = target
+        return True
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (n, dim) -> (scores float32 (n, k), ids int64 (n, k)); id -1 pads."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise ValueError(f"queries must be (n, {self.dim}), got {queries.shape}")
+        k = max(1, min(k, len(self)))
+        if len(self) == 0:
+            n = len(queries)
+            return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
+        scores, ids = self.index.search(queries, k)
+        return scores, ids
+
+    def save(self, directory: Path) -> None:
+        """Write ``vectors-<generation>.faiss`` atomically, then delete older files."""
+        final = directory / f"vectors-{self.generation}.faiss"
+        tmp = directory / f".vectors-{self.generation}.faiss.tmp"
+        faiss.write_index(self.index, str(tmp))
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        for generation in saved_generations(directory):
+            if generation != self.generation:
+                (directory / f"vectors-{generation}.faiss").unlink(missing_ok=True)
+
+
+def new_flat_index(dim: int) -> faiss.Index:
+    """Exact inner-product search over vectors keyed by catalogue id."""
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def saved_generations(directory: Path) -> list[int]:
+    """Generations of the FAISS files present, oldest first."""
+    found = (FILE_PATTERN.match(name) for name in os.listdir(directory))
+    return sorted(int(m.group(1)) for m in found if m)
