@@ -6,6 +6,7 @@ Library errors become ``lookalike: error: <one line>`` on stderr and exit code 1
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -17,6 +18,10 @@ from lookalike.index import AddReport, Index, Progress
 from lookalike.search.query import Query, SearchResult
 
 MAX_SKIPPED_SHOWN = 20
+
+# Commands that live beside their feature: each module has ``add_parser(sub, common)`` that
+# adds its subparser and sets ``run=function(args, settings) -> exit code``.
+FEATURE_COMMANDS: tuple[str, ...] = ()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", parents=[common], help="index bundled photos and search them")
     p.add_argument("--print-index", action="store_true", help="only print the demo index directory")
     p.set_defaults(run=run_demo)
+
+    for module in FEATURE_COMMANDS:
+        importlib.import_module(module).add_parser(sub, common)
     return parser
 
 

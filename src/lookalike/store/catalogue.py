@@ -90,7 +90,10 @@ class Catalogue:
     """Typed access to the SQLite file. WAL mode: readers never wait for the writer."""
 
     def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        # Shared between a server's threads; Store serialises access with its mutex.
+        self.conn = sqlite3.connect(
+            path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, never corrupt
 

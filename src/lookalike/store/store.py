@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,9 @@ class Store:
         self.dim = int(meta["dim"])
         self._vectors: VectorIndex | None = None
         self._lock: WriterLock | None = None
+        # Threads share one Store (a web server): SQLite serialises its own calls, this
+        # guards the in-memory FAISS index while it catches up with new writes.
+        self._mutex = threading.RLock()
 
     @classmethod
     def create(cls, directory: Path, model_name: str, model_id: str, dim: int) -> Store:
@@ -69,15 +73,17 @@ class Store:
     @property
     def vectors(self) -> VectorIndex:
         """The vector index, caught up with any writes made since (by any process)."""
-        if self._vectors is None:
-            self._vectors = VectorIndex.load(self.directory, self.dim, self.catalogue)
-        else:
-            self._vectors.catch_up(self.catalogue)
-        return self._vectors
+        with self._mutex:
+            if self._vectors is None:
+                self._vectors = VectorIndex.load(self.directory, self.dim, self.catalogue)
+            else:
+                self._vectors.catch_up(self.catalogue)
+            return self._vectors
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[ImageRecord, float]]]:
         """Top ``k`` (record, score) per query row, best first; queries are float32 (n, dim)."""
-        scores, ids = self.vectors.search(queries, k)
+        with self._mutex:
+            scores, ids = self.vectors.search(queries, k)
         records = self.catalogue.records(sorted({int(i) for i in ids.ravel() if i >= 0}))
         return [
             [
