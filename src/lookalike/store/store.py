@@ -6,9 +6,9 @@ Layout of ``DIR``: ``catalogue.sqlite`` (+ WAL files), ``vectors-<generation>.fa
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-import threading
 from pathlib import Path
 
 import numpy as np
