@@ -12,7 +12,7 @@ import numpy as np
 
 from lookalike.embed.embedder import Embedder
 from lookalike.embed.pipeline import EmbeddedFile, default_workers, embed_files
-from lookalike.embed.registry import create_embedder
+from lookalike.embed.registry import canonical_model_name, create_embedder
 from lookalike.errors import ImageError, ModelMismatchError
 from lookalike.files.walk import FileEntry, walk_images
 from lookalike.search.query import Hit, Query, SearchResult, query_image, query_path
@@ -66,6 +66,7 @@ class Index:
         cls, directory: str | Path, model: str = "mobilenet_v2", weights: str | Path | None = None
     ) -> Index:
         """A new, empty index at ``directory`` whose vectors ``model`` will make."""
+        model = canonical_model_name(model)
         embedder = create_embedder(model, weights=weights)
         store = Store.create(Path(directory), model, embedder.model_id, embedder.dim)
         return cls(store, embedder, weights)
@@ -76,7 +77,7 @@ class Index:
     ) -> Index:
         """An existing index; ``model``, if given, must be the one that made it."""
         store = Store.open(Path(directory))
-        if model is not None and model != store.model_name:
+        if model is not None and canonical_model_name(model) != store.model_name:
             store.close()
             raise ModelMismatchError(
                 f"index {directory} was made with model {store.model_name!r}, not {model!r}; "

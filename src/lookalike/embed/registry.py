@@ -46,13 +46,25 @@ def list_models() -> list[str]:
 def create_embedder(
     name: str, weights: Path | str | None = None, pooling: str | None = None
 ) -> Embedder:
-    """Build the named model's embedder (weights loaded, in eval mode)."""
+    """Build the named model's embedder (weights loaded, in eval mode); ``name`` may also be
+    a model directory written by ``lookalike train``."""
+    if Path(name).expanduser().is_dir():
+        from lookalike.embed.model_dir import load_model_dir
+
+        return load_model_dir(name)
     _load_builtin_models()
     entry = _MODELS.get(name)
     if entry is None:
         raise ModelNotFoundError(f"unknown model {name!r}; choose from {', '.join(list_models())}")
     backbone = entry.build(Path(weights) if weights else None)
     return TorchEmbedder(name, backbone, entry.preprocess, pooling or entry.pooling)
+
+
+def canonical_model_name(name: str) -> str:
+    """A registered name as given; a model directory as its absolute path, which is what an
+    index stores, so that it reopens the model from any working directory."""
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.is_dir() else name
 
 
 def _load_builtin_models() -> None:

@@ -1,0 +1,143 @@
+"""A trained model as a self-contained directory, usable wherever a model name is.
+
+``MODEL_DIR/`` holds ``weights.pt`` (the :class:`RetrievalNet` state dict), ``model.json``
+(architecture, preprocessing, pooling with its learned GeM ``p``, dimension, model id) and
+``MODEL_CARD.md`` (training data, settings, validation figures). The model id ends with a hash
+of the weights, so vectors from two trainings never mix in one index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lookalike.embed.preprocess import Preprocess
+from lookalike.embed.retrieval_net import RetrievalNet
+from lookalike.errors import ModelNotFoundError
+
+FORMAT = 1
+WEIGHTS = "weights.pt"
+MODEL_JSON = "model.json"
+MODEL_CARD = "MODEL_CARD.md"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``model.json`` says."""
+
+    architecture: str  # a registered model name, e.g. "mobilenet_v2"
+    preprocess: Preprocess
+    gem_p: float
+    dim: int
+    model_id: str
+    weights_sha256: str
+
+
+def is_model_dir(path: str | Path) -> bool:
+    return (Path(path) / MODEL_JSON).is_file()
+
+
+def save_model_dir(
+    directory: Path,
+    net: RetrievalNet,
+    architecture: str,
+    preprocess: Preprocess,
+    card: str,
+    extra: dict[str, Any] | None = None,
+) -> ModelInfo:
+    """Write ``net`` into ``directory`` (created if needed); each file is replaced atomically,
+    model.json last, so a reader sees the old model or the new one, never a mix."""
+    directory.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(net.state_dict(), buffer)
+    weights = buffer.getvalue()
+    sha = hashlib.sha256(weights).hexdigest()
+    info = ModelInfo(
+        architecture, preprocess, float(net.pool.p), net.dim, f"{architecture}-trained-{sha[:12]}", sha
+    )
+    meta = {
+        "format": FORMAT,
+        "architecture": architecture,
+        "preprocess": {
+            "kind": "letterbox",
+            "size": preprocess.size,
+            "mean": list(preprocess.mean),
+            "std": list(preprocess.std),
+        },
+        "pooling": {"name": "gem", "p": info.gem_p},
+        "dim": info.dim,
+        "model_id": info.model_id,
+        "weights": WEIGHTS,
+        "weights_sha256": sha,
+        **(extra or {}),
+    }
+    _write_atomic(directory / WEIGHTS, weights)
+    _write_atomic(directory / MODEL_CARD, card.encode())
+    _write_atomic(directory / MODEL_JSON, (json.dumps(meta, indent=2) + "\n").encode())
+    return info
+
+
+def read_model_info(directory: Path) -> ModelInfo:
+    try:
+        meta = json.loads((directory / MODEL_JSON).read_text())
+        pre = meta["preprocess"]
+        return ModelInfo(
+            architecture=str(meta["architecture"]),
+            preprocess=Preprocess(int(pre["size"]), tuple(pre["mean"]), tuple(pre["std"])),
+            gem_p=float(meta["pooling"]["p"]),
+            dim=int(meta["dim"]),
+            model_id=str(meta["model_id"]),
+            weights_sha256=str(meta["weights_sha256"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelNotFoundError(f"{directory} is not a lookalike model directory: {exc}") from exc
+
+
+def load_model_dir(directory: str | Path) -> TrainedEmbedder:
+    """The embedder a ``lookalike train`` model directory holds, in eval mode."""
+    from lookalike.embed.registry import create_embedder  # the registry imports this module
+
+    path = Path(directory).expanduser().resolve()
+    info = read_model_info(path)
+    weights = (path / WEIGHTS).read_bytes() if (path / WEIGHTS).is_file() else b""
+    if hashlib.sha256(weights).hexdigest() != info.weights_sha256:
+        raise ModelNotFoundError(f"{path / WEIGHTS} is missing or does not match model.json")
+    backbone = create_embedder(info.architecture).backbone  # type: ignore[attr-defined]
+    net = RetrievalNet(backbone, info.gem_p, info.dim)
+    state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+    net.load_state_dict(state, strict=True)
+    return TrainedEmbedder(net.eval(), info.preprocess, info.model_id)
+
+
+class TrainedEmbedder:
+    """:class:`RetrievalNet` behind the :class:`~lookalike.embed.embedder.Embedder` interface."""
+
+    def __init__(self, net: RetrievalNet, preprocess: Preprocess, model_id: str) -> None:
+        self.net = net
+        self.preprocess = preprocess
+        self.model_id = model_id
+        self.dim = net.dim
+        self.image_size = preprocess.size
+
+    @torch.inference_mode()
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.net(torch.from_numpy(self.preprocess.batch(images)))
+        return np.ascontiguousarray(vectors.numpy(), dtype=np.float32)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,496 @@
+"""The training loop: metric learning on a labelled folder, validated on labels it never sees.
+
+Data flow per run: decode every image once -> (optionally) run the frozen first blocks of the
+backbone once per image and per augmented view, caching their feature maps -> each epoch,
+batches of P labels x K images go through the trainable rest, the loss and the optimiser ->
+embed the validation images and score mAP@R -> checkpoint; the best epoch's network is written
+as a model directory.
+
+Reproducible: every random draw (initial weights, batch order, augmentations) comes from
+generators seeded by (seed, epoch, image), so a resumed run repeats what an uninterrupted one
+would have done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from lookalike.decode.image import decode_image
+from lookalike.embed.embedder import TorchEmbedder
+from lookalike.embed.model_dir import WEIGHTS, ModelInfo, save_model_dir
+from lookalike.embed.preprocess import Preprocess
+from lookalike.embed.registry import create_embedder
+from lookalike.embed.retrieval_net import RetrievalNet
+from lookalike.errors import ImageError, LookalikeError
+from lookalike.evaluate.datasets import load_labelled_folder
+from lookalike.evaluate.metrics import evaluate_vectors
+from lookalike.train.augment import Augment
+from lookalike.train.losses import create_loss
+from lookalike.train.split import LabelSplit, split_labels
+
+CHECKPOINT = "checkpoint.pt"
+EVAL_BATCH = 64
+# Training crops keep this much resolution above the network's input size, so a crop of
+# a third of the image is not blown up from a thumbnail.
+DECODE_SCALE = 1.5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run's outcome (saved with it, checked on resume)."""
+
+    dataset: str
+    model: str
+    loss: str = "proxy_anchor"
+    epochs: int = 10
+    labels_per_batch: int = 8  # P: a batch holds P labels ...
+    images_per_label: int = 4  # ... and K images of each
+    lr: float = 1e-3  # head, GeM p (and loss parameters, times the loss's lr_scale)
+    backbone_lr_scale: float = 0.1  # backbone learning rate = lr * this
+    weight_decay: float = 1e-4
+    frozen_blocks: int = 0  # leading backbone blocks kept fixed; their outputs are cached
+    views: int = 4  # augmented views cached per training image when frozen_blocks > 0
+    train_batchnorm: bool = False  # update batch-norm statistics (from scratch); else frozen
+    dim: int | None = None  # embedding size of our head (None: the backbone's width)
+    gem_p: float = 3.0
+    val_fraction: float = 0.5
+    seed: int = 0
+
+    @property
+    def batch_size(self) -> int:
+        return self.labels_per_batch * self.images_per_label
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int  # 0: before training
+    loss: float
+    map_at_r: float
+    r_at_1: float
+    seconds: float
+    images_per_s: float
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    split: LabelSplit
+    n_train: int
+    n_validation: int
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    prepare_seconds: float = 0.0
+    train_seconds: float = 0.0
+    model: ModelInfo | None = None
+
+    @property
+    def best(self) -> EpochRecord:
+        return next(r for r in self.history if r.epoch == self.best_epoch)
+
+
+Log = Callable[[str], None]
+
+
+def train(
+    config: TrainConfig, out: Path, resume: bool = False, progress: bool = False, log: Log = print
+) -> TrainResult:
+    """Train per ``config``, writing ``out/checkpoint.pt`` every epoch and the best epoch's
+    model directory into ``out``. ``resume`` continues from the checkpoint."""
+    started = time.perf_counter()
+    checkpoint = _read_checkpoint(out, config) if resume else None
+    if not resume and (out / CHECKPOINT).exists():
+        raise LookalikeError(f"{out} already holds a training run; use --resume or another --out")
+    torch.manual_seed(config.seed)
+    items = load_labelled_folder(Path(config.dataset))
+    split = split_labels([label for _, label in items], config.val_fraction, config.seed)
+    train_items, val_items = split.items(items)
+    embedder = create_embedder(config.model)
+    if not isinstance(embedder, TorchEmbedder):
+        raise LookalikeError(f"model {config.model!r} cannot be trained (not a PyTorch model)")
+    net = RetrievalNet(embedder.backbone, config.gem_p, config.dim)  # type: ignore[arg-type]
+    stages = _Stages(net, config.frozen_blocks)
+    loss_fn = create_loss(config.loss, len(split.train), net.dim)
+    optimizer = _optimizer(net, stages, loss_fn, config)
+    result = TrainResult(config, split, len(train_items), len(val_items))
+
+    label_ids = {label: i for i, label in enumerate(split.train)}
+    data = _Data(config, embedder.preprocess, stages, train_items, val_items, log)
+    labels = np.asarray([label_ids[data.train_labels[i]] for i in range(data.n_train)])
+    result.n_train, result.n_validation = data.n_train, len(data.val_labels)
+    result.prepare_seconds = time.perf_counter() - started
+    log(
+        f"{config.model}: {len(split.train)} training labels ({data.n_train} images), "
+        f"{len(split.validation)} validation labels ({len(data.val_labels)} images); "
+        f"prepared in {result.prepare_seconds:.0f}s"
+    )
+
+    first_epoch = 1
+    if checkpoint is not None:
+        net.load_state_dict(checkpoint["net"])
+        loss_fn.load_state_dict(checkpoint["loss"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        result.history = [EpochRecord(**r) for r in checkpoint["history"]]
+        result.best_epoch = int(checkpoint["best_epoch"])
+        result.train_seconds = float(checkpoint["train_seconds"])
+        first_epoch = int(checkpoint["epoch"]) + 1
+        log(f"resumed after epoch {first_epoch - 1}")
+    else:
+        score = _evaluate(net, data)
+        result.history.append(EpochRecord(0, math.nan, *score, 0.0, 0.0))
+        log(f"epoch 0 (before training)  val mAP@R {score[0]:.4f}  R@1 {score[1]:.3f}")
+        _save_best(out, net, config, embedder.preprocess, result)
+        _write_checkpoint(out, 0, net, loss_fn, optimizer, result)
+
+    for epoch in range(first_epoch, config.epochs + 1):
+        tick = time.perf_counter()
+        loss, rate = _train_epoch(net, stages, loss_fn, optimizer, data, labels, epoch, progress)
+        score = _evaluate(net, data)
+        seconds = time.perf_counter() - tick
+        record = EpochRecord(epoch, loss, *score, seconds, rate)
+        result.history.append(record)
+        result.train_seconds += seconds
+        best = score[0] > result.best.map_at_r
+        if best:
+            result.best_epoch = epoch
+            _save_best(out, net, config, embedder.preprocess, result)
+        _write_checkpoint(out, epoch, net, loss_fn, optimizer, result)
+        log(
+            f"epoch {epoch}/{config.epochs}  loss {loss:.4f}  val mAP@R {score[0]:.4f}  "
+            f"R@1 {score[1]:.3f}  {seconds:.0f}s  {rate:.1f} img/s" + ("  (best)" if best else "")
+        )
+
+    # The card gets the whole history; the weights stay the best epoch's.
+    best_state = torch.load(out / WEIGHTS, map_location="cpu", weights_only=True)
+    net.load_state_dict(best_state)
+    result.model = _save_best(out, net, config, embedder.preprocess, result)
+    return result
+
+
+class _Stages:
+    """The backbone cut in two: a frozen ``prefix`` (run once per image when cached) and the
+    trainable ``suffix``; both map to what the next part of the network expects."""
+
+    def __init__(self, net: RetrievalNet, frozen_blocks: int) -> None:
+        backbone = net.backbone
+        self.frozen: nn.Module | None = None
+        if frozen_blocks <= 0:
+            self.prefix: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
+            self.suffix: Callable[[torch.Tensor], torch.Tensor] = backbone.forward_features
+            return
+        blocks = getattr(backbone, "features", None)
+        if not isinstance(blocks, nn.Sequential) or frozen_blocks >= len(blocks):
+            raise LookalikeError(
+                f"cannot freeze {frozen_blocks} blocks of {type(backbone).__name__}: "
+                f"it has {len(blocks) if isinstance(blocks, nn.Sequential) else 'no'} "
+                "feature blocks to split"
+            )
+        self.frozen = blocks[:frozen_blocks]
+        self.frozen.requires_grad_(False)
+        self.prefix = self.frozen
+        self.suffix = blocks[frozen_blocks:]
+
+    def set_mode(self, net: RetrievalNet, training: bool, train_batchnorm: bool) -> None:
+        net.train(training)
+        for module in net.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not train_batchnorm:
+                module.eval()  # pretrained statistics: small metric-learning batches spoil them
+        if self.frozen is not None:
+            self.frozen.eval()
+
+
+class _Data:
+    """Training and validation inputs, ready for the trainable stage.
+
+    With a frozen prefix, its feature maps are computed once: ``views`` augmented views per
+    training image (an epoch picks one view per image) and one plain view per validation image.
+    Without, training images are augmented afresh at every step.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        preprocess: Preprocess,
+        stages: _Stages,
+        train_items: Sequence[tuple[Path, str]],
+        val_items: Sequence[tuple[Path, str]],
+        log: Log,
+    ) -> None:
+        self.config, self.preprocess, self.stages = config, preprocess, stages
+        self.augment = Augment()
+        train_images, self.train_labels = _decode(train_items, preprocess.size, DECODE_SCALE, log)
+        val_images, self.val_labels = _decode(val_items, preprocess.size, 1.0, log)
+        self.n_train = len(train_images)
+        self.train_images = train_images
+        self.val_images = val_images
+        self.train_cache: torch.Tensor | None = None  # (n, views, c, h, w) float16
+        self.val_cache: torch.Tensor | None = None  # (n, c, h, w) float16
+        if stages.frozen is not None:
+            self.train_cache = torch.stack(
+                [
+                    self._prefix(
+                        [
+                            self.augment(image, random.Random(f"{config.seed}:view{v}:{i}"))
+                            for v in range(config.views)
+                        ]
+                    )
+                    for i, image in enumerate(train_images)
+                ]
+            )
+            self.val_cache = torch.cat(
+                [
+                    self._prefix(val_images[s : s + EVAL_BATCH])
+                    for s in range(0, len(val_images), EVAL_BATCH)
+                ]
+            )
+            self.train_images = self.val_images = []  # the cache replaces them
+
+    @torch.inference_mode()
+    def _prefix(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        batch = torch.from_numpy(self.preprocess.batch(images))
+        return self.stages.prefix(batch).to(torch.float16)
+
+    def train_batch(self, indices: Sequence[int], epoch: int) -> torch.Tensor:
+        """Inputs of the trainable stage for these training images at this epoch."""
+        seed = self.config.seed
+        if self.train_cache is not None:
+            view = [random.Random(f"{seed}:{epoch}:{i}").randrange(self.config.views) for i in indices]
+            return self.train_cache[list(indices), view].float()
+        images = [
+            self.augment(self.train_images[i], random.Random(f"{seed}:{epoch}:{i}")) for i in indices
+        ]
+        return torch.from_numpy(self.preprocess.batch(images))
+
+    def val_batches(self) -> list[torch.Tensor]:
+        n = len(self.val_labels)
+        if self.val_cache is not None:
+            return [self.val_cache[s : s + EVAL_BATCH].float() for s in range(0, n, EVAL_BATCH)]
+        return [
+            torch.from_numpy(self.preprocess.batch(self.val_images[s : s + EVAL_BATCH]))
+            for s in range(0, n, EVAL_BATCH)
+        ]
+
+
+def _decode(
+    items: Sequence[tuple[Path, str]], size: int, scale: float, log: Log
+) -> tuple[list[Image.Image], list[str]]:
+    images, labels = [], []
+    for path, label in items:
+        try:
+            images.append(decode_image(path, max_side=round(size * scale)).image)
+        except ImageError as exc:
+            log(f"skipped {path}: {exc}")
+            continue
+        labels.append(label)
+    return images, labels
+
+
+def _optimizer(
+    net: RetrievalNet, stages: _Stages, loss_fn: nn.Module, config: TrainConfig
+) -> torch.optim.Optimizer:
+    """AdamW with a smaller learning rate on the (pretrained) backbone than on the head."""
+    head = {id(p) for p in net.head_parameters()}
+    backbone = [p for p in net.parameters() if p.requires_grad and id(p) not in head]
+    groups: list[dict[str, Any]] = [
+        {"params": backbone, "lr": config.lr * config.backbone_lr_scale},
+        {"params": net.head_parameters(), "lr": config.lr, "weight_decay": 0.0},
+    ]
+    loss_params = list(loss_fn.parameters())
+    if loss_params:
+        groups.append({"params": loss_params, "lr": config.lr * getattr(loss_fn, "lr_scale", 1.0)})
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _batches(labels: np.ndarray, config: TrainConfig, epoch: int) -> list[list[int]]:
+    """One epoch of P-labels x K-images batches, about one pass over the training images."""
+    rng = np.random.default_rng([config.seed, epoch])
+    by_label = [np.flatnonzero(labels == label) for label in np.unique(labels)]
+    p = min(config.labels_per_batch, len(by_label))
+    k = config.images_per_label
+    batches = []
+    for _ in range(max(1, math.ceil(len(labels) / (p * k)))):
+        chosen = rng.choice(len(by_label), size=p, replace=False)
+        batch: list[int] = []
+        for c in chosen:
+            members = by_label[c]
+            batch += rng.choice(members, size=k, replace=len(members) < k).tolist()
+        batches.append(batch)
+    return batches
+
+
+def _train_epoch(
+    net: RetrievalNet,
+    stages: _Stages,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: _Data,
+    labels: np.ndarray,
+    epoch: int,
+    progress: bool,
+) -> tuple[float, float]:
+    """One epoch; returns (mean loss, training images per second)."""
+    config = data.config
+    torch.manual_seed(config.seed * 1_000_003 + epoch)
+    stages.set_mode(net, True, config.train_batchnorm)
+    batches = _batches(labels, config, epoch)
+    bar = _bar(progress, len(batches) * config.batch_size, epoch, config.epochs)
+    total, seen, tick = 0.0, 0, time.perf_counter()
+    for indices in batches:
+        inputs = data.train_batch(indices, epoch)
+        embeddings = net.embed_features(stages.suffix(inputs))
+        loss = loss_fn(embeddings, torch.from_numpy(labels[indices]))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss) * len(indices)
+        seen += len(indices)
+        rate = seen / (time.perf_counter() - tick)
+        if bar is not None:
+            bar.update(len(indices))
+            bar.set_postfix(loss=f"{float(loss):.4f}", img_s=f"{rate:.1f}")
+    if bar is not None:
+        bar.close()
+    stages.set_mode(net, False, config.train_batchnorm)
+    return total / seen, seen / (time.perf_counter() - tick)
+
+
+@torch.inference_mode()
+def _evaluate(net: RetrievalNet, data: _Data) -> tuple[float, float]:
+    """Validation (mAP@R, R@1): each validation image queries all the others."""
+    net.eval()
+    vectors = torch.cat([net.embed_features(data.stages.suffix(b)) for b in data.val_batches()])
+    report = evaluate_vectors(vectors.numpy().astype(np.float32), data.val_labels)
+    return report.map_at_r, report.r_at_1
+
+
+def _bar(progress: bool, total: int, epoch: int, epochs: int) -> Any:
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, unit="img", desc=f"epoch {epoch}/{epochs}", file=sys.stderr, leave=False
+    )
+
+
+# checkpoints and the model directory
+
+
+def _write_checkpoint(
+    out: Path,
+    epoch: int,
+    net: RetrievalNet,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    result: TrainResult,
+) -> None:
+    """Everything needed to continue after ``epoch``, replaced atomically."""
+    state = {
+        "config": dataclasses.asdict(result.config),
+        "epoch": epoch,
+        "net": net.state_dict(),
+        "loss": loss_fn.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "history": [dataclasses.asdict(r) for r in result.history],
+        "best_epoch": result.best_epoch,
+        "train_seconds": result.train_seconds,
+    }
+    tmp = out / f".{CHECKPOINT}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, out / CHECKPOINT)
+
+
+def _read_checkpoint(out: Path, config: TrainConfig) -> dict[str, Any]:
+    path = out / CHECKPOINT
+    if not path.is_file():
+        raise LookalikeError(f"nothing to resume: {path} does not exist")
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    saved = state["config"]
+    changed = [
+        f"{name} {saved.get(name)!r} -> {value!r}"
+        for name, value in dataclasses.asdict(config).items()
+        if name != "epochs" and saved.get(name) != value
+    ]
+    if changed:
+        raise LookalikeError(f"cannot resume with other settings: {'; '.join(changed)}")
+    return state
+
+
+def _save_best(
+    out: Path, net: RetrievalNet, config: TrainConfig, preprocess: Preprocess, result: TrainResult
+) -> ModelInfo:
+    training = {
+        "dataset": config.dataset,
+        "settings": dataclasses.asdict(config),
+        "train_labels": list(result.split.train),
+        "validation_labels": list(result.split.validation),
+        "best_epoch": result.best_epoch,
+        "validation": {"map_at_r": result.best.map_at_r, "r_at_1": result.best.r_at_1},
+        "before_training": {
+            "map_at_r": result.history[0].map_at_r,
+            "r_at_1": result.history[0].r_at_1,
+        },
+    }
+    return save_model_dir(
+        out, net, config.model, preprocess, model_card(result), {"training": training}
+    )
+
+
+def model_card(result: TrainResult) -> str:
+    """MODEL_CARD.md: what the model was trained on, how, and how well it does."""
+    c, best, before = result.config, result.best, result.history[0]
+    settings = "\n".join(f"| {k} | {v} |" for k, v in dataclasses.asdict(c).items())
+    rows = "\n".join(
+        f"| {r.epoch} | {'' if math.isnan(r.loss) else f'{r.loss:.4f}'} | {r.map_at_r:.4f} "
+        f"| {r.r_at_1:.3f} | {r.seconds:.0f} | {r.images_per_s:.1f} |"
+        for r in result.history
+    )
+    return f"""# {c.model} fine-tuned by lookalike train
+
+Image embedding for search by similarity: `{c.model}` backbone, GeM pooling with a learned
+exponent, {"its own head" if c.dim is None else f"a {c.dim}-d linear head"}, L2-normalised.
+Use it like a built-in model: `lookalike index --model THIS_DIRECTORY PATH`.
+
+## Training data
+
+`{c.dataset}`: labelled folders, labels split (seed {c.seed}) into
+{len(result.split.train)} training labels ({result.n_train} images) and
+{len(result.split.validation)} validation labels ({result.n_validation} images) never seen
+in training.
+
+- training: {", ".join(result.split.train)}
+- validation: {", ".join(result.split.validation)}
+
+## Validation (held-out labels; each image queries all the others)
+
+| | mAP@R | R@1 |
+| --- | ---: | ---: |
+| before training | {before.map_at_r:.4f} | {before.r_at_1:.3f} |
+| this model (epoch {best.epoch}) | {best.map_at_r:.4f} | {best.r_at_1:.3f} |
+
+| epoch | loss | val mAP@R | val R@1 | seconds | images/s |
+| ---: | ---: | ---: | ---: | ---: | ---: |
+{rows}
+
+Data preparation (decoding, cached frozen features) took {result.prepare_seconds:.0f} s,
+training and validation {result.train_seconds:.0f} s.
+
+## Settings
+
+| setting | value |
+| --- | --- |
+{settings}
+"""
