@@ -63,7 +63,12 @@ def save_model_dir(
     weights = buffer.getvalue()
     sha = hashlib.sha256(weights).hexdigest()
     info = ModelInfo(
-        architecture, preprocess, float(net.pool.p), net.dim, f"{architecture}-trained-{sha[:12]}", sha
+        architecture,
+        preprocess,
+        float(net.pool.p),
+        net.dim,
+        f"{architecture}-trained-{sha[:12]}",
+        sha,
     )
     meta = {
         "format": FORMAT,

@@ -39,7 +39,7 @@ class RetrievalNet(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.pool = GeM(gem_p)
-        width = int(backbone.num_features)
+        width = int(backbone.num_features)  # type: ignore[arg-type]
         self.head: nn.Module | None = None
         if not hasattr(backbone, "forward_head"):
             self.head = nn.Linear(width, dim or width)
@@ -52,7 +52,8 @@ class RetrievalNet(nn.Module):
 
     def embed_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         """(n, num_features) pooled features -> (n, dim) unit vectors."""
-        head: Any = self.head if self.head is not None else self.backbone.forward_head
+        backbone: Any = self.backbone  # nn.Module's typing hides the backbone's own methods
+        head: Any = self.head if self.head is not None else backbone.forward_head
         return F.normalize(head(pooled), dim=1)
 
     def embed_features(self, features: torch.Tensor) -> torch.Tensor:
@@ -61,7 +62,9 @@ class RetrievalNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(n, 3, H, W) normalised images -> (n, dim) unit vectors."""
-        return self.embed_features(self.backbone.forward_features(images))
+        backbone: Any = self.backbone
+        features: torch.Tensor = backbone.forward_features(images)
+        return self.embed_features(features)
 
     def head_parameters(self) -> list[nn.Parameter]:
         """The parameters after the backbone's feature map (GeM ``p`` and our head)."""

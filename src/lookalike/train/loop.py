@@ -185,7 +185,7 @@ class _Stages:
     trainable ``suffix``; both map to what the next part of the network expects."""
 
     def __init__(self, net: RetrievalNet, frozen_blocks: int) -> None:
-        backbone = net.backbone
+        backbone: Any = net.backbone
         self.frozen: nn.Module | None = None
         if frozen_blocks <= 0:
             self.prefix: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
@@ -231,6 +231,7 @@ class _Data:
     ) -> None:
         self.config, self.preprocess, self.stages = config, preprocess, stages
         self.augment = Augment()
+        tick = time.perf_counter()
         train_images, self.train_labels = _decode(train_items, preprocess.size, DECODE_SCALE, log)
         val_images, self.val_labels = _decode(val_items, preprocess.size, 1.0, log)
         self.n_train = len(train_images)
@@ -238,7 +239,9 @@ class _Data:
         self.val_images = val_images
         self.train_cache: torch.Tensor | None = None  # (n, views, c, h, w) float16
         self.val_cache: torch.Tensor | None = None  # (n, c, h, w) float16
+        log(f"decoded {self.n_train + len(val_images)} images in {time.perf_counter() - tick:.0f}s")
         if stages.frozen is not None:
+            tick = time.perf_counter()
             self.train_cache = torch.stack(
                 [
                     self._prefix(
@@ -257,6 +260,10 @@ class _Data:
                 ]
             )
             self.train_images = self.val_images = []  # the cache replaces them
+            log(
+                f"cached the frozen blocks' output for {config.views} views of each training "
+                f"image and for each validation image in {time.perf_counter() - tick:.0f}s"
+            )
 
     @torch.inference_mode()
     def _prefix(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -267,10 +274,13 @@ class _Data:
         """Inputs of the trainable stage for these training images at this epoch."""
         seed = self.config.seed
         if self.train_cache is not None:
-            view = [random.Random(f"{seed}:{epoch}:{i}").randrange(self.config.views) for i in indices]
+            view = [
+                random.Random(f"{seed}:{epoch}:{i}").randrange(self.config.views) for i in indices
+            ]
             return self.train_cache[list(indices), view].float()
         images = [
-            self.augment(self.train_images[i], random.Random(f"{seed}:{epoch}:{i}")) for i in indices
+            self.augment(self.train_images[i], random.Random(f"{seed}:{epoch}:{i}"))
+            for i in indices
         ]
         return torch.from_numpy(self.preprocess.batch(images))
 
@@ -355,12 +365,12 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += float(loss) * len(indices)
+        total += loss.item() * len(indices)
         seen += len(indices)
         rate = seen / (time.perf_counter() - tick)
         if bar is not None:
             bar.update(len(indices))
-            bar.set_postfix(loss=f"{float(loss):.4f}", img_s=f"{rate:.1f}")
+            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.1f}")
     if bar is not None:
         bar.close()
     stages.set_mode(net, False, config.train_batchnorm)

@@ -1,0 +1,1 @@
+"""Training: metric learning on labelled folders, written out as model directories."""
