@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from lookalike.errors import ModelNotFoundError
 
@@ -66,3 +68,22 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise ModelNotFoundError(f"{path} does not hold a state dict")
     return state
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    """Load the state dict at ``path`` into ``model``: every name and shape must match."""
+    if not path.is_file():
+        raise ModelNotFoundError(f"weights file not found: {path}")
+    try:
+        model.load_state_dict(load_state_dict(path), strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[:2]
+        raise ModelNotFoundError(
+            f"weights {path} do not fit {type(model).__name__}: {' '.join(first)}"
+        ) from exc
+
+
+def file_digest(path: Path, length: int = 12) -> str:
+    """The first ``length`` hex digits of the file's SHA-256: names a weights file by content."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:length]
