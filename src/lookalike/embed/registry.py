@@ -64,4 +64,4 @@ def create_embedder(
 
 def _load_builtin_models() -> None:
     # Importing the network modules runs their @register_model decorators.
-    from lookalike.embed.networks import mobilenet_v2, seed_cnn  # noqa: F401
+    from lookalike.embed.networks import efficientnet_lite, mobilenet_v2, seed_cnn  # noqa: F401

