@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -32,7 +32,11 @@ class Embedder(Protocol):
 
 
 class Backbone(Protocol):
-    """A network cut before its classifier (as in timm's ``forward_features``)."""
+    """A network cut before its classifier (as in timm's ``forward_features``).
+
+    A backbone may also have ``forward_head(pooled) -> embedding``, a learned head applied
+    after pooling: (n, num_features) -> (n, d); the embedder then uses it and its ``dim`` is d.
+    """
 
     num_features: int
 
@@ -54,14 +58,27 @@ class TorchEmbedder:
         self.backbone = backbone.eval()
         self.preprocess = preprocess
         self.pooling = pooling
-        self.dim = backbone.num_features
+        self.head: Callable[[torch.Tensor], torch.Tensor] | None = getattr(
+            backbone, "forward_head", None
+        )
+        self.dim = self._output_dim()
         self.image_size = preprocess.size
         self.model_id = f"{name}-{pooling}-{preprocess.id}"
+
+    @torch.inference_mode()
+    def _output_dim(self) -> int:
+        if self.head is None:
+            return self.backbone.num_features
+        return int(self.head(torch.zeros(1, self.backbone.num_features)).shape[1])
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Normalised images (n, 3, H, W) -> vectors (n, dim) before L2 normalisation."""
+        pooled = POOLINGS[self.pooling](self.backbone.forward_features(batch))
+        return pooled if self.head is None else self.head(pooled)
 
     @torch.inference_mode()
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch = torch.from_numpy(self.preprocess.batch(images))
-        pooled = POOLINGS[self.pooling](self.backbone.forward_features(batch))
-        return l2_normalise(pooled.numpy().astype(np.float32, copy=False))
+        vectors = self.forward(torch.from_numpy(self.preprocess.batch(images)))
+        return l2_normalise(vectors.numpy().astype(np.float32, copy=False))

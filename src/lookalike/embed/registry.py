@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from lookalike.embed.embedder import Backbone, Embedder, TorchEmbedder
 from lookalike.embed.preprocess import Preprocess
+from lookalike.embed.weights import file_digest
 from lookalike.errors import ModelNotFoundError
 
 BackboneFactory = Callable[[Path | None], Backbone]
@@ -56,8 +58,13 @@ def create_embedder(
     entry = _MODELS.get(name)
     if entry is None:
         raise ModelNotFoundError(f"unknown model {name!r}; choose from {', '.join(list_models())}")
-    backbone = entry.build(Path(weights) if weights else None)
-    return TorchEmbedder(name, backbone, entry.preprocess, pooling or entry.pooling)
+    explicit = weights or os.environ.get("LOOKALIKE_WEIGHTS")
+    path = Path(explicit).expanduser() if explicit else None
+    backbone = entry.build(path)
+    # Weights given by hand (say, a trained seed_cnn) make another vector space than the
+    # default ones: the id says which file, so an index refuses vectors from other weights.
+    space = f"{name}@{file_digest(path)}" if path else name
+    return TorchEmbedder(space, backbone, entry.preprocess, pooling or entry.pooling)
 
 
 def canonical_model_name(name: str) -> str:
@@ -69,4 +76,4 @@ def canonical_model_name(name: str) -> str:
 
 def _load_builtin_models() -> None:
     # Importing the network modules runs their @register_model decorators.
-    from lookalike.embed.networks import mobilenet_v2  # noqa: F401
+    from lookalike.embed.networks import efficientnet_lite, mobilenet_v2, seed_cnn  # noqa: F401
