@@ -70,7 +70,7 @@ def test_proxy_anchor_prefers_embeddings_at_their_proxy() -> None:
     labels = torch.tensor([0, 1])
     right = loss_fn(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), labels)
     wrong = loss_fn(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), labels)
-    assert float(right) < float(wrong)
+    assert right.item() < wrong.item()
 
 
 def test_unknown_loss_is_refused() -> None:

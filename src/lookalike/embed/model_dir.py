@@ -65,7 +65,7 @@ def save_model_dir(
     info = ModelInfo(
         architecture,
         preprocess,
-        float(net.pool.p),
+        net.pool.p.item(),
         net.dim,
         f"{architecture}-trained-{sha[:12]}",
         sha,
