@@ -21,7 +21,6 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "backbone_lr_scale": 1.0,
         "train_batchnorm": True,
         "epochs": 8,
-        "lr": 3e-3,
     },
     "mobilenet_v2": {"frozen_blocks": 17, "views": 3, "epochs": 10},
     "efficientnet_lite0": {"frozen_blocks": 0, "epochs": 5},
@@ -100,6 +99,7 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"best epoch {best.epoch}: val mAP@R {best.map_at_r:.4f} "
             f"(before training {before.map_at_r:.4f}); "
-            f"{result.prepare_seconds + result.train_seconds:.0f}s; model in {out.resolve()}"
+            f"{result.prepare_seconds + result.train_seconds:.0f}s "
+            f"({result.cpu_seconds:.0f}s CPU, load {result.load:.1f}); model in {out.resolve()}"
         )
     return 0

@@ -95,6 +95,8 @@ class TrainResult:
     best_epoch: int = 0
     prepare_seconds: float = 0.0
     train_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # process CPU time, all threads: the machine's share we used
+    load: float = 0.0  # 1-minute load average at the last epoch (the machine is shared)
     model: ModelInfo | None = None
 
     @property
@@ -110,7 +112,7 @@ def train(
 ) -> TrainResult:
     """Train per ``config``, writing ``out/checkpoint.pt`` every epoch and the best epoch's
     model directory into ``out``. ``resume`` continues from the checkpoint."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     checkpoint = _read_checkpoint(out, config) if resume else None
     if not resume and (out / CHECKPOINT).exists():
         raise LookalikeError(f"{out} already holds a training run; use --resume or another --out")
@@ -147,6 +149,7 @@ def train(
         result.history = [EpochRecord(**r) for r in checkpoint["history"]]
         result.best_epoch = int(checkpoint["best_epoch"])
         result.train_seconds = float(checkpoint["train_seconds"])
+        cpu_started -= float(checkpoint["cpu_seconds"])
         first_epoch = int(checkpoint["epoch"]) + 1
         log(f"resumed after epoch {first_epoch - 1}")
     else:
@@ -164,6 +167,7 @@ def train(
         record = EpochRecord(epoch, loss, *score, seconds, rate)
         result.history.append(record)
         result.train_seconds += seconds
+        result.cpu_seconds, result.load = time.process_time() - cpu_started, os.getloadavg()[0]
         best = score[0] > result.best.map_at_r
         if best:
             result.best_epoch = epoch
@@ -423,6 +427,7 @@ def _write_checkpoint(
         "history": [dataclasses.asdict(r) for r in result.history],
         "best_epoch": result.best_epoch,
         "train_seconds": result.train_seconds,
+        "cpu_seconds": result.cpu_seconds,
     }
     tmp = out / f".{CHECKPOINT}.tmp"
     torch.save(state, tmp)
@@ -502,7 +507,8 @@ in training.
 {rows}
 
 Data preparation (decoding, cached frozen features) took {result.prepare_seconds:.0f} s,
-training and validation {result.train_seconds:.0f} s.
+training and validation {result.train_seconds:.0f} s; {result.cpu_seconds:.0f} s of CPU time
+in all (load average {result.load:.1f} at the end, on {os.cpu_count()} cores).
 
 ## Settings
 
