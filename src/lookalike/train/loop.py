@@ -247,17 +247,22 @@ class _Data:
         log(f"decoded {self.n_train + len(val_images)} images in {time.perf_counter() - tick:.0f}s")
         if stages.frozen is not None:
             tick = time.perf_counter()
-            self.train_cache = torch.stack(
+            views = [(i, v) for i in range(self.n_train) for v in range(config.views)]
+            # In batches: MobileNetV2 runs 3x faster per image on 32 images than on 4.
+            maps = torch.cat(
                 [
                     self._prefix(
                         [
-                            self.augment(image, random.Random(f"{config.seed}:view{v}:{i}"))
-                            for v in range(config.views)
+                            self.augment(
+                                train_images[i], random.Random(f"{config.seed}:view{v}:{i}")
+                            )
+                            for i, v in views[s : s + EVAL_BATCH]
                         ]
                     )
-                    for i, image in enumerate(train_images)
+                    for s in range(0, len(views), EVAL_BATCH)
                 ]
             )
+            self.train_cache = maps.reshape(self.n_train, config.views, *maps.shape[1:])
             self.val_cache = torch.cat(
                 [
                     self._prefix(val_images[s : s + EVAL_BATCH])
