@@ -155,6 +155,7 @@ def train(
     else:
         score = _evaluate(net, data)
         result.history.append(EpochRecord(0, math.nan, *score, 0.0, 0.0))
+        result.cpu_seconds, result.load = time.process_time() - cpu_started, os.getloadavg()[0]
         log(f"epoch 0 (before training)  val mAP@R {score[0]:.4f}  R@1 {score[1]:.3f}")
         _save_best(out, net, config, embedder.preprocess, result)
         _write_checkpoint(out, 0, net, loss_fn, optimizer, result)
@@ -484,7 +485,7 @@ def model_card(result: TrainResult) -> str:
         f"| {r.r_at_1:.3f} | {r.seconds:.0f} | {r.images_per_s:.1f} |"
         for r in result.history
     )
-    return f"""# {c.model} fine-tuned by lookalike train
+    return f"""# {c.model} trained by lookalike train
 
 Image embedding for search by similarity: `{c.model}` backbone, GeM pooling with a learned
 exponent, {"its own head" if c.dim is None else f"a {c.dim}-d linear head"}, L2-normalised.
