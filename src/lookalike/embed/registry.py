@@ -21,6 +21,7 @@ class ModelEntry:
     build: BackboneFactory  # weights path or None -> backbone with weights loaded
     preprocess: Preprocess
     pooling: str
+    scales: tuple[float, ...] = (1.0,)
 
 
 _MODELS: dict[str, ModelEntry] = {}
