@@ -14,9 +14,8 @@ on the indexed originals and distractors), as an index would learn it from its o
 queries are not part of it.
 
 The 2-core machine allows about 6 network passes a second, so by default the labelled sets are
-cut to the first 24 drawings of each clipart category and every third icon name (the photos,
-their 12 edits and the distractors are complete within that cut: distractors = the clipart
-used).
+cut to the first 24 drawings of each clipart category and every third icon name, and copy
+detection to the first 28 photos (x 12 edits = 336 queries; distractors = the clipart used).
 
 Each image is decoded once and every (preprocessing, scale) feature map is pooled all ways, so
 the costly part is 5.5 network passes per image; pooled descriptors are cached (npz) under
@@ -67,6 +66,7 @@ def main() -> None:
         "--clipart-per-label", type=int, default=24, help="first N drawings of each category"
     )
     parser.add_argument("--icons-every", type=int, default=3, help="every Nth icon name")
+    parser.add_argument("--photos", type=int, default=28, help="first N photos as originals")
     parser.add_argument(
         "--only",
         choices=("clipart", "icons", "photos", "edited"),
@@ -87,7 +87,7 @@ def main() -> None:
     icon_names = sorted({label for _, label in load_labelled_folder(args.data / "icons")})
     kept = set(icon_names[:: args.icons_every])
     icons = [(p, label) for p, label in load_labelled_folder(args.data / "icons") if label in kept]
-    photos = [p for p, _ in load_labelled_folder(args.data / "photos")]
+    photos = [p for p, _ in load_labelled_folder(args.data / "photos")][: args.photos]
 
     def edited() -> Iterator[Image.Image]:
         for path in photos:
