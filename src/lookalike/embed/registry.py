@@ -23,18 +23,22 @@ class ModelEntry:
     build: BackboneFactory  # weights path or None -> backbone with weights loaded
     preprocess: Preprocess
     pooling: str
+    scales: tuple[float, ...] = (1.0,)
 
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(
-    name: str, preprocess: Preprocess | None = None, pooling: str = "gap"
+    name: str,
+    preprocess: Preprocess | None = None,
+    pooling: str = "gap",
+    scales: tuple[float, ...] = (1.0,),
 ) -> Callable[[BackboneFactory], BackboneFactory]:
     """Decorator registering a backbone factory under ``name``."""
 
     def add(build: BackboneFactory) -> BackboneFactory:
-        _MODELS[name] = ModelEntry(name, build, preprocess or Preprocess(), pooling)
+        _MODELS[name] = ModelEntry(name, build, preprocess or Preprocess(), pooling, scales)
         return build
 
     return add
@@ -64,7 +68,7 @@ def create_embedder(
     # Weights given by hand (say, a trained seed_cnn) make another vector space than the
     # default ones: the id says which file, so an index refuses vectors from other weights.
     space = f"{name}@{file_digest(path)}" if path else name
-    return TorchEmbedder(space, backbone, entry.preprocess, pooling or entry.pooling)
+    return TorchEmbedder(space, backbone, entry.preprocess, pooling or entry.pooling, entry.scales)
 
 
 def canonical_model_name(name: str) -> str:
