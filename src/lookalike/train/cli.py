@@ -21,8 +21,9 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "backbone_lr_scale": 1.0,
         "train_batchnorm": True,
         "epochs": 8,
+        "lr": 1e-3,
     },
-    "mobilenet_v2": {"frozen_blocks": 17, "views": 3, "epochs": 10},
+    "mobilenet_v2": {"frozen_blocks": 17, "views": 3, "epochs": 10, "lr": 1e-4},
     "efficientnet_lite0": {"frozen_blocks": 0, "epochs": 5},
 }
 
@@ -43,7 +44,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--loss", choices=LOSSES, default="proxy_anchor")
     p.add_argument("--seed", type=int, default=0, help="seeds weights, split, batches, augments")
-    p.add_argument("--lr", type=float, default=None, help="head learning rate (default 1e-3)")
+    p.add_argument(
+        "--lr", type=float, default=None, help="head learning rate (default 1e-4, seed_cnn 1e-3)"
+    )
     p.add_argument(
         "--backbone-lr-scale", type=float, default=None, help="backbone lr / head lr (0.1)"
     )
