@@ -107,12 +107,17 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(
 
 
 def test_a_pretrained_backbone_learns_only_after_its_frozen_blocks(
-    dataset: Path, tmp_path: Path
+    dataset: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from lookalike.embed.registry import create_embedder
 
+    monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "mobilenet"
     assert train(dataset, out, 1, "--freeze", "17", "--views", "1", model="mobilenet_v2") == 0
+    assert len(list((tmp_path / "cache").rglob("mobilenet_v2-*.pt"))) == 1  # frozen maps kept
     pretrained = create_embedder("mobilenet_v2").backbone.state_dict()  # type: ignore[attr-defined]
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     frozen = [n for n in pretrained if n.startswith("features.16.") and n.endswith("weight")]
@@ -123,6 +128,14 @@ def test_a_pretrained_backbone_learns_only_after_its_frozen_blocks(
     assert state["optimizer"]["state"]  # the optimiser's moments are kept for --resume
     meta = json.loads((out / "model.json").read_text())
     assert meta["dim"] == 1280 and meta["training"]["settings"]["frozen_blocks"] == 17
+
+    # a second run reads the frozen blocks' output from the cache and learns the same
+    again = tmp_path / "again"
+    capsys.readouterr()
+    assert train(dataset, again, 1, "--freeze", "17", "--views", "1", model="mobilenet_v2") == 0
+    assert "read from the cache" in capsys.readouterr().out
+    state_again = torch.load(again / "checkpoint.pt", weights_only=True)
+    assert all(torch.equal(t, state_again["net"][n]) for n, t in state["net"].items())
 
 
 def test_a_second_run_into_the_same_directory_is_refused(
