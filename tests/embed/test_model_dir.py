@@ -44,9 +44,10 @@ def test_other_weights_make_another_model_id(tmp_path: Path) -> None:
     first = save_model_dir(tmp_path / "a", net, "seed_cnn", Preprocess(128), "")
     with torch.no_grad():
         net.pool.p += 0.5
-    second = save_model_dir(tmp_path / "b", net, "seed_cnn", Preprocess(128), "")
+    second = save_model_dir(tmp_path / "b", net, "seed_cnn", Preprocess(128, mode="squash"), "")
     assert first.model_id != second.model_id
-    assert load_model_dir(tmp_path / "b").model_id == second.model_id
+    loaded = load_model_dir(tmp_path / "b")
+    assert (loaded.model_id, loaded.preprocess) == (second.model_id, Preprocess(128, mode="squash"))
 
 
 def test_weights_that_do_not_match_model_json_are_refused(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def save_model_dir(
         "format": FORMAT,
         "architecture": architecture,
         "preprocess": {
-            "kind": "letterbox",
+            "mode": preprocess.mode,
             "size": preprocess.size,
             "mean": list(preprocess.mean),
             "std": list(preprocess.std),
@@ -98,7 +98,9 @@ def read_model_info(directory: Path) -> ModelInfo:
         pre = meta["preprocess"]
         return ModelInfo(
             architecture=str(meta["architecture"]),
-            preprocess=Preprocess(int(pre["size"]), tuple(pre["mean"]), tuple(pre["std"])),
+            preprocess=Preprocess(
+                int(pre["size"]), tuple(pre["mean"]), tuple(pre["std"]), str(pre["mode"])
+            ),
             gem_p=float(meta["pooling"]["p"]),
             dim=int(meta["dim"]),
             model_id=str(meta["model_id"]),
