@@ -20,10 +20,9 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "frozen_blocks": 0,
         "backbone_lr_scale": 1.0,
         "train_batchnorm": True,
-        "epochs": 8,
-        "lr": 1e-3,
+        "epochs": 6,
     },
-    "mobilenet_v2": {"frozen_blocks": 17, "views": 3, "epochs": 10, "lr": 1e-4},
+    "mobilenet_v2": {"frozen_blocks": 17, "views": 3, "epochs": 10},
     "efficientnet_lite0": {"frozen_blocks": 0, "epochs": 5},
 }
 
@@ -40,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("dataset", metavar="DATASET", help="folder of label folders of images")
     p.add_argument("--model", required=True, choices=MODELS, help="architecture to train")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="where the model goes")
-    p.add_argument("--epochs", type=int, default=None, help="default: by model (10, seed_cnn 8)")
+    p.add_argument("--epochs", type=int, default=None, help="default: by model (10, seed_cnn 6)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--loss", choices=LOSSES, default="proxy_anchor")
     p.add_argument("--seed", type=int, default=0, help="seeds weights, split, batches, augments")
