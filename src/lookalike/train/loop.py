@@ -445,10 +445,9 @@ def _train_epoch(
         optimizer.step()
         total += loss.item() * len(indices)
         seen += len(indices)
-        rate = seen / (time.perf_counter() - tick)
         if bar is not None:
             bar.update(len(indices))
-            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.1f}")
+            bar.set_postfix(loss=f"{loss.item():.4f}")  # tqdm shows images/s itself
     if bar is not None:
         bar.close()
     stages.set_mode(net, False, config.train_batchnorm)
