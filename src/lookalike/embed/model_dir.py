@@ -99,7 +99,10 @@ def read_model_info(directory: Path) -> ModelInfo:
         return ModelInfo(
             architecture=str(meta["architecture"]),
             preprocess=Preprocess(
-                int(pre["size"]), tuple(pre["mean"]), tuple(pre["std"]), str(pre["mode"])
+                int(pre["size"]),
+                tuple(pre["mean"]),
+                tuple(pre["std"]),
+                pre.get("mode", "letterbox"),
             ),
             gem_p=float(meta["pooling"]["p"]),
             dim=int(meta["dim"]),
