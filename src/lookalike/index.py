@@ -159,7 +159,9 @@ class Index:
             if progress:
                 progress(0, len(todo))
             n_workers = default_workers(len(todo)) if workers is None else workers
-            for batch in embed_files(todo, self.embedder, batch_size, n_workers):
+            # An unchanged folder never loads the model: `todo` is empty, nothing to embed.
+            batches = embed_files(todo, self.embedder, batch_size, n_workers) if todo else []
+            for batch in batches:
                 self.store.write([_upsert(item) for item in batch])
                 for item in batch:
                     if item.reason:
