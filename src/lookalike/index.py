@@ -86,11 +86,16 @@ class Index:
 
     @classmethod
     def open_or_create(
-        cls, directory: str | Path, model: str | None = None, weights: str | Path | None = None
+        cls,
+        directory: str | Path,
+        model: str | None = None,
+        weights: str | Path | None = None,
+        default_model: str = "mobilenet_v2",
     ) -> Index:
+        """Open the index at ``directory``, or create it with ``model or default_model``."""
         if Store.exists(Path(directory)):
             return cls.open(directory, model, weights)
-        return cls.create(directory, model or "mobilenet_v2", weights)
+        return cls.create(directory, model or default_model, weights)
 
     def close(self) -> None:
         self.store.close()

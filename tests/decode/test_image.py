@@ -47,6 +47,19 @@ def test_formats_decode_to_rgb_with_their_size(
     assert np.asarray(decoded.image).std() > 20
 
 
+@pytest.mark.parametrize("fmt", ["AVIF", "HEIF"])
+def test_avif_and_heic_decode_with_pillows_plugin(
+    photo: Image.Image, tmp_path: Path, fmt: str
+) -> None:
+    if fmt == "HEIF":
+        pytest.importorskip("pillow_heif", reason="HEIC needs the optional pillow-heif plugin")
+    path = tmp_path / f"photo.{fmt.lower()}"
+    photo.save(path, fmt, quality=80)
+    decoded = decode_image(path)
+    assert decoded.format == fmt and decoded.image.size == (451, 300)
+    assert np.asarray(decoded.image).std() > 20
+
+
 def test_gif_takes_the_first_frame(tmp_path: Path) -> None:
     frames = [Image.new("RGB", (40, 30), colour) for colour in ((255, 0, 0), (0, 0, 255))]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
