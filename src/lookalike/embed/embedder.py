@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -44,24 +45,55 @@ class Backbone(Protocol):
 
 
 class TorchEmbedder:
-    """Backbone feature map -> pooling -> L2 normalisation, run by PyTorch on the CPU."""
+    """Backbone feature map -> pooling -> L2 normalisation, run by PyTorch on the CPU.
+
+    With several ``scales`` the image is embedded at each (the preprocessing size times the
+    scale), and the L2-normalised descriptors are averaged, then normalised again: objects
+    of different sizes then meet the network's receptive fields at some scale.
+    """
 
     def __init__(
-        self, name: str, backbone: Backbone, preprocess: Preprocess, pooling: str = "gap"
+        self,
+        name: str,
+        backbone: Backbone,
+        preprocess: Preprocess,
+        pooling: str = "gap",
+        scales: Sequence[float] = (1.0,),
     ) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; choose from {sorted(POOLINGS)}")
+        if not scales or min(scales) <= 0:
+            raise ValueError(f"scales must be positive, got {scales}")
         self.backbone = backbone.eval()
         self.preprocess = preprocess
         self.pooling = pooling
+        self.scales = tuple(float(s) for s in scales)
         self.dim = backbone.num_features
-        self.image_size = preprocess.size
+        self.image_size = round(preprocess.decode_side * max(self.scales))
         self.model_id = f"{name}-{pooling}-{preprocess.id}"
+        if self.scales != (1.0,):
+            self.model_id += "-ms" + "_".join(f"{s:.3g}" for s in self.scales)
+
+    @torch.inference_mode()
+    def feature_map(self, images: Sequence[Image.Image], scale: float = 1.0) -> torch.Tensor:
+        """RGB images at ``scale`` times the preprocessing size -> (n, dim, h, w)."""
+        size = round(self.preprocess.size * scale)
+        preprocess = (
+            self.preprocess if size == self.preprocess.size else replace(self.preprocess, size=size)
+        )
+        return self.backbone.forward_features(torch.from_numpy(preprocess.batch(images)))
 
     @torch.inference_mode()
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch = torch.from_numpy(self.preprocess.batch(images))
-        pooled = POOLINGS[self.pooling](self.backbone.forward_features(batch))
-        return l2_normalise(pooled.numpy().astype(np.float32, copy=False))
+        pool = POOLINGS[self.pooling]
+        return average_scales(
+            [pool(self.feature_map(images, scale)).numpy() for scale in self.scales]
+        )
+
+
+def average_scales(descriptors: Sequence[np.ndarray]) -> np.ndarray:
+    """Pooled descriptors of the same images at several scales, each (n, d) -> their mean
+    after L2 normalisation, L2-normalised (float32 (n, d))."""
+    return l2_normalise(np.mean([l2_normalise(d) for d in descriptors], axis=0))

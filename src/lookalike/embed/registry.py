@@ -21,18 +21,22 @@ class ModelEntry:
     build: BackboneFactory  # weights path or None -> backbone with weights loaded
     preprocess: Preprocess
     pooling: str
+    scales: tuple[float, ...] = (1.0,)
 
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(
-    name: str, preprocess: Preprocess | None = None, pooling: str = "gap"
+    name: str,
+    preprocess: Preprocess | None = None,
+    pooling: str = "gap",
+    scales: tuple[float, ...] = (1.0,),
 ) -> Callable[[BackboneFactory], BackboneFactory]:
     """Decorator registering a backbone factory under ``name``."""
 
     def add(build: BackboneFactory) -> BackboneFactory:
-        _MODELS[name] = ModelEntry(name, build, preprocess or Preprocess(), pooling)
+        _MODELS[name] = ModelEntry(name, build, preprocess or Preprocess(), pooling, scales)
         return build
 
     return add
@@ -52,7 +56,7 @@ def create_embedder(
     if entry is None:
         raise ModelNotFoundError(f"unknown model {name!r}; choose from {', '.join(list_models())}")
     backbone = entry.build(Path(weights) if weights else None)
-    return TorchEmbedder(name, backbone, entry.preprocess, pooling or entry.pooling)
+    return TorchEmbedder(name, backbone, entry.preprocess, pooling or entry.pooling, entry.scales)
 
 
 def _load_builtin_models() -> None:
