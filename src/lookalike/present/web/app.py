@@ -1,0 +1,514 @@
+"""The FastAPI app: a REST API and the one-page UI over one shared, read-only Index.
+
+Searches run on a thread pool sized to the machine; the model loads in the background
+(``/health`` says when it is ready). The catalogue is read live and the vectors follow
+writes made by other processes (``lookalike index``) on each search, so no restart is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib.resources
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from lookalike import __version__
+from lookalike.embed.embedder import Embedder
+from lookalike.errors import (
+    ImageError,
+    IndexLockedError,
+    IndexNotFoundError,
+    LookalikeError,
+)
+from lookalike.index import Index
+from lookalike.present.web.files import THUMBNAIL_SIZES, ThumbnailCache, servable_path
+from lookalike.present.web.jobs import Job, JobRunner
+from lookalike.present.web.query import Box, Filters, crop_region
+from lookalike.present.web.security import TokenGate, UploadLimit
+from lookalike.search.query import Hit
+from lookalike.search.query import Query as SearchQuery
+from lookalike.store import ImageRecord
+
+T = TypeVar("T")
+
+MAX_K = 200
+MODEL_WAIT_S = 300.0  # a search arriving while the model loads waits this long at most
+STATIC = importlib.resources.files("lookalike.present.web") / "static"
+
+DESCRIPTION = """Search an image index by example.
+
+* **By image**: `POST /api/search` with the image as multipart field `image`.
+* **By indexed image**: `GET /api/images/{id}/similar`.
+* **By region**: either of the above with `x`, `y`, `w`, `h` (pixels of the original image,
+  after EXIF orientation): the region is cropped and searched for.
+* `k` and the filters `folder` (path prefix), `taken_after` / `taken_before` (EXIF capture
+  day, inclusive) and `min_width` / `min_height` apply to every search.
+
+Not available in this version, and so absent rather than faked: **text search** (it needs a
+text-image model such as CLIP, which lookalike does not ship), **near-duplicate groups** and
+**explain** overlays. `/health` and `/api/stats` list them under `features` as `false`.
+"""
+
+
+# query parameters shared by the search routes
+K = Annotated[int, Query(ge=1, le=MAX_K, description="results wanted")]
+Folder = Annotated[str | None, Query(description="only results under this folder")]
+After = Annotated[date | None, Query(description="taken on or after this day (EXIF)")]
+Before = Annotated[date | None, Query(description="taken on or before this day (EXIF)")]
+MinSide = Annotated[int, Query(ge=0, description="pixels")]
+Coord = Annotated[int | None, Query(ge=0, description="region, original pixels")]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How ``lookalike serve`` runs; see ``lookalike serve --help``."""
+
+    index_dir: Path
+    token: str | None = None  # required on every request when set
+    max_upload_bytes: int = 20 * 2**20
+    cors_origins: tuple[str, ...] = ()
+    search_threads: int = 0  # 0: one per CPU core
+
+
+# response bodies (they make the OpenAPI schema)
+
+
+class Features(BaseModel):
+    text_search: bool = False
+    duplicates: bool = False
+    explain: bool = False
+    region_search: bool = True
+    add_jobs: bool = True
+
+
+class Health(BaseModel):
+    status: Literal["loading", "ready", "error"] = Field(
+        description="loading while the model loads; searches wait for it"
+    )
+    error: str | None = None
+    images: int
+    version: str
+    features: Features
+
+
+class HitOut(BaseModel):
+    id: int
+    path: str
+    score: float = Field(description="cosine similarity, 1.0 = same image")
+    width: int | None
+    height: int | None
+    thumbnail_url: str
+    original_url: str
+
+
+class SearchOut(BaseModel):
+    k: int
+    took_ms: float
+    results: list[HitOut]
+
+
+class ImageOut(BaseModel):
+    id: int
+    path: str
+    width: int | None
+    height: int | None
+    format: str | None
+    taken_at: str | None
+    thumbnail_url: str
+    original_url: str
+
+
+class CollectionOut(BaseModel):
+    total: int
+    offset: int
+    items: list[ImageOut]
+
+
+class Stats(BaseModel):
+    directory: str
+    model: str
+    model_id: str
+    dim: int
+    images: int
+    skipped: int
+    disk_bytes: int
+    thumbnail_sizes: list[int]
+    features: Features
+
+
+class AddRequest(BaseModel):
+    paths: list[str] = Field(description="absolute files or folders on the server's disk")
+
+
+class JobOut(BaseModel):
+    id: str
+    status: Literal["running", "done", "failed"]
+    paths: list[str]
+    done: int
+    total: int | None
+    added: int | None = None
+    updated: int | None = None
+    removed: int | None = None
+    unchanged: int | None = None
+    skipped: int | None = None
+    error: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: str
+
+
+class Service:
+    """What every request shares: the read-only Index, the model state, the pools, caches."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.index = Index.open(config.index_dir)
+        self.pool = ThreadPoolExecutor(
+            config.search_threads or os.cpu_count() or 2, thread_name_prefix="search"
+        )
+        self.ready = threading.Event()
+        self.load_error: str | None = None
+        self.thumbnails = ThumbnailCache(config.index_dir)
+        self.jobs = JobRunner(config.index_dir, self.embedder)
+        self._collection: tuple[int, list[ImageRecord]] = (-1, [])
+        self._collection_mutex = threading.Lock()
+
+    def load_model(self) -> None:
+        """Load the index's model (run in a background thread at start-up)."""
+        try:
+            _ = self.index.embedder
+        except LookalikeError as exc:
+            self.load_error = str(exc)
+        finally:
+            self.ready.set()
+
+    def embedder(self) -> Embedder:
+        """The loaded model, waiting for it if it is still loading."""
+        if not self.ready.wait(MODEL_WAIT_S):
+            raise LookalikeError("the model is still loading; try again shortly")
+        if self.load_error:
+            raise LookalikeError(f"the model failed to load: {self.load_error}")
+        return self.index.embedder
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking work on the search pool."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.pool, functools.partial(fn, *args)
+        )
+
+    def record(self, image_id: int) -> ImageRecord:
+        record = self.index.store.records([image_id]).get(image_id)
+        if record is None or record.status != "ok":
+            raise HTTPException(404, f"no indexed image with id {image_id}")
+        return record
+
+    def search(
+        self, query: SearchQuery, box: Box | None, k: int, filters: Filters, exclude_id: int | None
+    ) -> list[Hit]:
+        self.embedder()
+        if box is not None:
+            if not isinstance(query, str | bytes):
+                raise TypeError("a region is cut from a path or encoded bytes")
+            query = crop_region(query, box)
+        where = filters.accepts if filters.active else None
+        return self.index.search(query, k, exclude_self=exclude_id is not None, where=where)
+
+    def collection(self) -> list[ImageRecord]:
+        """Every indexed image, re-read only when the catalogue's generation moved."""
+        generation = self.index.store.catalogue.generation()
+        with self._collection_mutex:
+            if self._collection[0] != generation:
+                self._collection = (generation, list(self.index.store.iter_records("ok")))
+            return self._collection[1]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.index.close()
+
+
+def error_status(exc: LookalikeError) -> int:
+    """The HTTP status of a library error."""
+    if isinstance(exc, IndexLockedError):
+        return 409
+    if isinstance(exc, IndexNotFoundError):
+        return 404
+    if isinstance(exc, ImageError):
+        return 415
+    return 400
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    """The app over the index at ``config.index_dir`` (raises IndexNotFoundError if none)."""
+    service = Service(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=service.load_model, name="load-model", daemon=True).start()
+        yield
+        service.close()
+
+    app = FastAPI(
+        title="lookalike",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 413: {"model": ErrorOut}},
+    )
+    app.state.service = service
+
+    @app.exception_handler(LookalikeError)
+    async def library_error(request: Request, exc: LookalikeError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=error_status(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        return JSONResponse({"error": "; ".join(problems)}, status_code=422)
+
+    def urls(image_id: int) -> dict[str, str]:
+        return {
+            "thumbnail_url": f"/api/images/{image_id}/thumbnail",
+            "original_url": f"/api/images/{image_id}/original",
+        }
+
+    def search_out(hits: list[Hit], k: int, started: float) -> SearchOut:
+        return SearchOut(
+            k=k,
+            took_ms=round((time.perf_counter() - started) * 1000, 1),
+            results=[
+                HitOut(
+                    id=h.id,
+                    path=h.path,
+                    score=round(h.score, 6),
+                    width=h.width,
+                    height=h.height,
+                    **urls(h.id),
+                )
+                for h in hits
+            ],
+        )
+
+    def image_out(r: ImageRecord) -> ImageOut:
+        return ImageOut(
+            id=r.id,
+            path=r.path,
+            width=r.width,
+            height=r.height,
+            format=r.format,
+            taken_at=r.taken_at,
+            **urls(r.id),
+        )
+
+    @app.get("/health", tags=["status"])
+    async def health() -> Health:
+        """Whether the model is loaded; cheap enough to poll."""
+        status = (
+            "loading" if not service.ready.is_set() else "error" if service.load_error else "ready"
+        )
+        return Health(
+            status=status,  # type: ignore[arg-type]
+            error=service.load_error,
+            images=await service.run(service.index.store.count),
+            version=__version__,
+            features=Features(),
+        )
+
+    @app.get("/api/stats", tags=["status"])
+    async def stats() -> Stats:
+        """What the index holds."""
+        info = await service.run(service.index.info)
+        return Stats(**vars(info), thumbnail_sizes=list(THUMBNAIL_SIZES), features=Features())
+
+    # search
+
+    def make_box(x: int | None, y: int | None, w: int | None, h: int | None) -> Box | None:
+        given = [v is not None for v in (x, y, w, h)]
+        if not any(given):
+            return None
+        if not all(given):
+            raise HTTPException(422, "a region needs all of x, y, w and h")
+        return Box(x, y, w, h)  # type: ignore[arg-type]
+
+    @app.post("/api/search", tags=["search"], responses={415: {"model": ErrorOut}})
+    async def search_upload(
+        image: Annotated[UploadFile, File(description="the query image")],
+        k: K = 20,
+        folder: Folder = None,
+        taken_after: After = None,
+        taken_before: Before = None,
+        min_width: MinSide = 0,
+        min_height: MinSide = 0,
+        x: Coord = None,
+        y: Coord = None,
+        w: Coord = None,
+        h: Coord = None,
+    ) -> SearchOut:
+        """Images most like an uploaded one (or like a region of it)."""
+        started = time.perf_counter()
+        data = await image.read()
+        filters = Filters(folder, taken_after, taken_before, min_width, min_height)
+        hits = await service.run(service.search, data, make_box(x, y, w, h), k, filters, None)
+        return search_out(hits, k, started)
+
+    @app.get("/api/images/{image_id}/similar", tags=["search"])
+    async def search_indexed(
+        image_id: int,
+        k: K = 20,
+        exclude_self: Annotated[bool, Query(description="leave the image itself out")] = False,
+        folder: Folder = None,
+        taken_after: After = None,
+        taken_before: Before = None,
+        min_width: MinSide = 0,
+        min_height: MinSide = 0,
+        x: Coord = None,
+        y: Coord = None,
+        w: Coord = None,
+        h: Coord = None,
+    ) -> SearchOut:
+        """Images most like an indexed one (its stored vector), or like a region of it."""
+        started = time.perf_counter()
+        record = await service.run(service.record, image_id)
+        box = make_box(x, y, w, h)
+        source = servable_path(record) if box else record.path
+        if source is None:
+            raise HTTPException(404, f"image {image_id} is no longer readable")
+        filters = Filters(folder, taken_after, taken_before, min_width, min_height)
+        hits = await service.run(
+            service.search, source, box, k, filters, image_id if exclude_self and not box else None
+        )
+        return search_out(hits, k, started)
+
+    # the collection and its files
+
+    @app.get("/api/images", tags=["images"])
+    async def list_images(
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        folder: Folder = None,
+    ) -> CollectionOut:
+        """The indexed images in the order they were added."""
+        records = await service.run(service.collection)
+        if folder:
+            keep = Filters(folder=folder)
+            records = [r for r in records if keep.accepts(r)]
+        return CollectionOut(
+            total=len(records),
+            offset=offset,
+            items=[image_out(r) for r in records[offset : offset + limit]],
+        )
+
+    @app.get("/api/images/{image_id}", tags=["images"])
+    async def get_image(image_id: int) -> ImageOut:
+        return image_out(await service.run(service.record, image_id))
+
+    @app.get(
+        "/api/images/{image_id}/thumbnail",
+        tags=["images"],
+        response_class=FileResponse,
+        responses={200: {"content": {"image/jpeg": {}}}},
+    )
+    def thumbnail(
+        image_id: int,
+        size: Annotated[Literal[128, 256, 512], Query(description="longer side, pixels")] = 256,
+    ) -> FileResponse:
+        """A JPEG thumbnail, made once and cached beside the index."""
+        source = servable_path(service.record(image_id))
+        if source is None:
+            raise HTTPException(404, f"image {image_id} is no longer readable")
+        try:
+            path = service.thumbnails.get(image_id, source, size)
+        except (ImageError, OSError) as exc:
+            raise HTTPException(404, f"image {image_id} is no longer readable") from exc
+        return FileResponse(
+            path, media_type="image/jpeg", headers={"cache-control": "private, max-age=300"}
+        )
+
+    @app.get("/api/images/{image_id}/original", tags=["images"], response_class=FileResponse)
+    def original(image_id: int) -> FileResponse:
+        """The indexed file itself (only files that are in the index, looked up by id)."""
+        source = servable_path(service.record(image_id))
+        if source is None:
+            raise HTTPException(404, f"image {image_id} is no longer readable")
+        return FileResponse(source, content_disposition_type="inline")
+
+    # adding to the index
+
+    def job_out(job: Job) -> JobOut:
+        report = job.report
+        return JobOut(
+            id=job.id,
+            status=job.status,  # type: ignore[arg-type]
+            paths=job.paths,
+            done=job.done,
+            total=job.total,
+            error=job.error,
+            **(
+                {
+                    "added": report.added,
+                    "updated": report.updated,
+                    "removed": report.removed,
+                    "unchanged": report.unchanged,
+                    "skipped": len(report.skipped),
+                }
+                if report
+                else {}
+            ),
+        )
+
+    @app.post("/api/jobs", tags=["index"], status_code=202, responses={409: {"model": ErrorOut}})
+    def add_paths(request: AddRequest) -> JobOut:
+        """Index files or folders in the background; poll ``/api/jobs/{id}`` for progress.
+        409 while another writer (a job, or ``lookalike index``) holds the index."""
+        return job_out(service.jobs.start(request.paths))
+
+    @app.get("/api/jobs/{job_id}", tags=["index"])
+    def get_job(job_id: str) -> JobOut:
+        job = service.jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        return job_out(job)
+
+    # the page
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(str(STATIC / "index.html"), headers={"cache-control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    if config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes)
+    if config.token:
+        app.add_middleware(TokenGate, token=config.token)
+    return app
