@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
@@ -194,7 +195,8 @@ class Service:
     def load_model(self) -> None:
         """Load the index's model (run in a background thread at start-up)."""
         try:
-            _ = self.index.embedder
+            # One small embedding warms PyTorch up, so the first user's search is not slow.
+            self.index.embedder.embed([Image.new("RGB", (64, 64), (128, 128, 128))])
         except LookalikeError as exc:
             self.load_error = str(exc)
         finally:
@@ -261,8 +263,10 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        threading.Thread(target=service.load_model, name="load-model", daemon=True).start()
+        loader = threading.Thread(target=service.load_model, name="load-model", daemon=True)
+        loader.start()
         yield
+        loader.join(MODEL_WAIT_S)  # PyTorch aborts the process if it exits mid-load
         service.close()
 
     app = FastAPI(
@@ -281,6 +285,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "internal server error"}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -375,7 +383,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         hits = await service.run(service.search, data, make_box(x, y, w, h), k, filters, None)
         return search_out(hits, k, started)
 
-    @app.get("/api/images/{image_id}/similar", tags=["search"])
+    @app.get("/api/images/{image_id:int}/similar", tags=["search"])
     async def search_indexed(
         image_id: int,
         k: K = 20,
@@ -422,21 +430,25 @@ def create_app(config: ServerConfig) -> FastAPI:
             items=[image_out(r) for r in records[offset : offset + limit]],
         )
 
-    @app.get("/api/images/{image_id}", tags=["images"])
+    @app.get("/api/images/{image_id:int}", tags=["images"])
     async def get_image(image_id: int) -> ImageOut:
         return image_out(await service.run(service.record, image_id))
 
     @app.get(
-        "/api/images/{image_id}/thumbnail",
+        "/api/images/{image_id:int}/thumbnail",
         tags=["images"],
         response_class=FileResponse,
         responses={200: {"content": {"image/jpeg": {}}}},
     )
     def thumbnail(
         image_id: int,
-        size: Annotated[Literal[128, 256, 512], Query(description="longer side, pixels")] = 256,
+        size: Annotated[
+            int, Query(description=f"longer side, pixels: one of {THUMBNAIL_SIZES}")
+        ] = 256,
     ) -> FileResponse:
         """A JPEG thumbnail, made once and cached beside the index."""
+        if size not in THUMBNAIL_SIZES:
+            raise HTTPException(422, f"size: must be one of {', '.join(map(str, THUMBNAIL_SIZES))}")
         source = servable_path(service.record(image_id))
         if source is None:
             raise HTTPException(404, f"image {image_id} is no longer readable")
@@ -448,7 +460,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             path, media_type="image/jpeg", headers={"cache-control": "private, max-age=300"}
         )
 
-    @app.get("/api/images/{image_id}/original", tags=["images"], response_class=FileResponse)
+    @app.get("/api/images/{image_id:int}/original", tags=["images"], response_class=FileResponse)
     def original(image_id: int) -> FileResponse:
         """The indexed file itself (only files that are in the index, looked up by id)."""
         source = servable_path(service.record(image_id))
