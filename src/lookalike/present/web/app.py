@@ -513,6 +513,10 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
+    app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes)
+    if config.token:
+        app.add_middleware(TokenGate, token=config.token)
+    # Outermost (added last): preflight requests carry no token and must still be answered.
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -520,7 +524,4 @@ def create_app(config: ServerConfig) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes)
-    if config.token:
-        app.add_middleware(TokenGate, token=config.token)
     return app
