@@ -28,6 +28,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from lookalike import __version__
@@ -211,7 +212,8 @@ class Service:
         return self.index.embedder
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking work on the search pool."""
+        """Run a search on the search pool (quick reads use Starlette's own pool, so that
+        /health and thumbnails do not queue behind searches under load)."""
         return await asyncio.get_running_loop().run_in_executor(
             self.pool, functools.partial(fn, *args)
         )
@@ -341,7 +343,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         return Health(
             status=status,  # type: ignore[arg-type]
             error=service.load_error,
-            images=await service.run(service.index.store.count),
+            images=await run_in_threadpool(service.index.store.count),
             version=__version__,
             features=Features(),
         )
@@ -349,7 +351,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.get("/api/stats", tags=["status"])
     async def stats() -> Stats:
         """What the index holds."""
-        info = await service.run(service.index.info)
+        info = await run_in_threadpool(service.index.info)
         return Stats(**vars(info), thumbnail_sizes=list(THUMBNAIL_SIZES), features=Features())
 
     # search
@@ -400,7 +402,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     ) -> SearchOut:
         """Images most like an indexed one (its stored vector), or like a region of it."""
         started = time.perf_counter()
-        record = await service.run(service.record, image_id)
+        record = await run_in_threadpool(service.record, image_id)
         box = make_box(x, y, w, h)
         source = servable_path(record) if box else record.path
         if source is None:
@@ -420,7 +422,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         folder: Folder = None,
     ) -> CollectionOut:
         """The indexed images in the order they were added."""
-        records = await service.run(service.collection)
+        records = await run_in_threadpool(service.collection)
         if folder:
             keep = Filters(folder=folder)
             records = [r for r in records if keep.accepts(r)]
@@ -432,7 +434,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.get("/api/images/{image_id:int}", tags=["images"])
     async def get_image(image_id: int) -> ImageOut:
-        return image_out(await service.run(service.record, image_id))
+        return image_out(await run_in_threadpool(service.record, image_id))
 
     @app.get(
         "/api/images/{image_id:int}/thumbnail",
