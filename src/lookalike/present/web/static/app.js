@@ -328,6 +328,19 @@ function span(className, text) {
   return el;
 }
 
+// Before any query: a few indexed images to start from.
+async function showStarters() {
+  try {
+    const out = await api("/api/images?limit=10");
+    if (state.query || !out.items.length) return;
+    $("summary").textContent =
+      "Drop, choose or paste an image to find the ones that look like it, or start from one of yours:";
+    $("grid").replaceChildren(...out.items.map((item) => card(item, 0)));
+  } catch (error) {
+    // the status line already says what is wrong (a missing token, say)
+  }
+}
+
 // ---- the collection ----
 
 async function loadCollection(reset) {
@@ -471,6 +484,7 @@ function setup() {
   });
   const id = idFromHash();
   if (id !== null) setIdQuery(id);
+  else showStarters();
   pollHealth();
 }
 
