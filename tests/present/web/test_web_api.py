@@ -56,7 +56,7 @@ def test_health_and_stats_describe_the_index(client: TestClient, built_index: Pa
     assert health["images"] == 8
     assert health["features"]["text_search"] is False  # absent, not faked
     assert health["features"]["duplicates"] is False
-    stats = client.get("/api/stats").json()
+    stats = client.get("/api/stats").json()["index"]
     assert stats["directory"] == str(built_index)
     assert stats["model"] == "mobilenet_v2" and stats["dim"] == 1280 and stats["images"] == 8
 
@@ -241,7 +241,7 @@ def test_add_job_indexes_in_the_background_with_progress(index_copy: Path, tmp_p
             time.sleep(0.1)
         assert job["status"] == "done", job
         assert (job["added"], job["skipped"], job["done"], job["total"]) == (2, 1, 3, 3)
-        assert client.get("/api/stats").json()["images"] == 10
+        assert client.get("/api/stats").json()["index"]["images"] == 10
         assert client.get("/api/jobs/nope").status_code == 404
 
 

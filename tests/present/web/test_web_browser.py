@@ -87,8 +87,10 @@ def test_upload_see_the_original_first_click_it_search_again(
     page.wait_for_selector(".status.ready")
 
     page.set_input_files("#file", str(query))
+    page.wait_for_function(
+        "document.querySelector('#summary').textContent.includes('most like this image')"
+    )
     first = page.locator("#grid li .card").first
-    first.wait_for()
     assert first.get_attribute("title") == str(photos / "chelsea.jpg")
     assert page.locator("#grid li").count() == 8  # k defaults to 24; the index holds 8
     assert "1." in (first.get_attribute("aria-label") or "")

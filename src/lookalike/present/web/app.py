@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
@@ -39,7 +39,7 @@ from lookalike.errors import (
     IndexNotFoundError,
     LookalikeError,
 )
-from lookalike.index import Index
+from lookalike.index import Index, IndexInfo
 from lookalike.present.web.files import THUMBNAIL_SIZES, ThumbnailCache, servable_path
 from lookalike.present.web.jobs import Job, JobRunner
 from lookalike.present.web.query import Box, Filters, crop_region
@@ -76,6 +76,29 @@ After = Annotated[date | None, Query(description="taken on or after this day (EX
 Before = Annotated[date | None, Query(description="taken on or before this day (EXIF)")]
 MinSide = Annotated[int, Query(ge=0, description="pixels")]
 Coord = Annotated[int | None, Query(ge=0, description="region, original pixels")]
+
+
+def filter_params(
+    folder: Folder = None,
+    taken_after: After = None,
+    taken_before: Before = None,
+    min_width: MinSide = 0,
+    min_height: MinSide = 0,
+) -> Filters:
+    return Filters(folder, taken_after, taken_before, min_width, min_height)
+
+
+def region_params(x: Coord = None, y: Coord = None, w: Coord = None, h: Coord = None) -> Box | None:
+    """The region to search for, if one is given (all four of x, y, w, h)."""
+    if x is None and y is None and w is None and h is None:
+        return None
+    if x is None or y is None or w is None or h is None:
+        raise HTTPException(422, "a region needs all of x, y, w and h")
+    return Box(x, y, w, h)
+
+
+FilterParams = Annotated[Filters, Depends(filter_params)]
+RegionParams = Annotated[Box | None, Depends(region_params)]
 
 
 @dataclass(frozen=True)
@@ -144,13 +167,7 @@ class CollectionOut(BaseModel):
 
 
 class Stats(BaseModel):
-    directory: str
-    model: str
-    model_id: str
-    dim: int
-    images: int
-    skipped: int
-    disk_bytes: int
+    index: IndexInfo
     thumbnail_sizes: list[int]
     features: Features
 
@@ -352,62 +369,37 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def stats() -> Stats:
         """What the index holds."""
         info = await run_in_threadpool(service.index.info)
-        return Stats(**vars(info), thumbnail_sizes=list(THUMBNAIL_SIZES), features=Features())
+        return Stats(index=info, thumbnail_sizes=list(THUMBNAIL_SIZES), features=Features())
 
     # search
-
-    def make_box(x: int | None, y: int | None, w: int | None, h: int | None) -> Box | None:
-        given = [v is not None for v in (x, y, w, h)]
-        if not any(given):
-            return None
-        if not all(given):
-            raise HTTPException(422, "a region needs all of x, y, w and h")
-        return Box(x, y, w, h)  # type: ignore[arg-type]
 
     @app.post("/api/search", tags=["search"], responses={415: {"model": ErrorOut}})
     async def search_upload(
         image: Annotated[UploadFile, File(description="the query image")],
+        filters: FilterParams,
+        box: RegionParams,
         k: K = 20,
-        folder: Folder = None,
-        taken_after: After = None,
-        taken_before: Before = None,
-        min_width: MinSide = 0,
-        min_height: MinSide = 0,
-        x: Coord = None,
-        y: Coord = None,
-        w: Coord = None,
-        h: Coord = None,
     ) -> SearchOut:
         """Images most like an uploaded one (or like a region of it)."""
         started = time.perf_counter()
         data = await image.read()
-        filters = Filters(folder, taken_after, taken_before, min_width, min_height)
-        hits = await service.run(service.search, data, make_box(x, y, w, h), k, filters, None)
+        hits = await service.run(service.search, data, box, k, filters, None)
         return search_out(hits, k, started)
 
     @app.get("/api/images/{image_id:int}/similar", tags=["search"])
     async def search_indexed(
         image_id: int,
+        filters: FilterParams,
+        box: RegionParams,
         k: K = 20,
         exclude_self: Annotated[bool, Query(description="leave the image itself out")] = False,
-        folder: Folder = None,
-        taken_after: After = None,
-        taken_before: Before = None,
-        min_width: MinSide = 0,
-        min_height: MinSide = 0,
-        x: Coord = None,
-        y: Coord = None,
-        w: Coord = None,
-        h: Coord = None,
     ) -> SearchOut:
         """Images most like an indexed one (its stored vector), or like a region of it."""
         started = time.perf_counter()
         record = await run_in_threadpool(service.record, image_id)
-        box = make_box(x, y, w, h)
         source = servable_path(record) if box else record.path
         if source is None:
             raise HTTPException(404, f"image {image_id} is no longer readable")
-        filters = Filters(folder, taken_after, taken_before, min_width, min_height)
         hits = await service.run(
             service.search, source, box, k, filters, image_id if exclude_self and not box else None
         )

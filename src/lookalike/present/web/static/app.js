@@ -62,7 +62,7 @@ async function pollHealth() {
 
 async function refreshStats() {
   const stats = await api("/api/stats");
-  setStatus("ready", `${stats.images.toLocaleString()} images · ${stats.model}`);
+  setStatus("ready", `${stats.index.images.toLocaleString()} images · ${stats.index.model}`);
 }
 
 // ---- choosing a query ----
