@@ -6,7 +6,6 @@ Screenshots are saved under artifacts/ at the repository root.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
+from playwright.sync_api import Browser, sync_playwright
 
 from lookalike.evaluate.edits import apply_edit
 
@@ -38,10 +38,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def server(built_index: Path) -> Iterator[str]:
     """The real command, on a port the OS picks; yields its base URL once it is ready."""
-    command = [sys.executable, "-m", "lookalike.present.cli", "serve", "--index", str(built_index)]
-    process = subprocess.Popen(
-        [*command, "--port", "0"], stderr=subprocess.PIPE, text=True, env={**os.environ}
-    )
+    lookalike = Path(sys.executable).with_name("lookalike")  # the installed command itself
+    command = [str(lookalike), "serve", "--index", str(built_index), "--port", "0"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
         line = process.stderr.readline()  # "lookalike: serving DIR at http://127.0.0.1:PORT/"
@@ -59,11 +58,9 @@ def server(built_index: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make test` as root, or apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
         yield launched
@@ -75,12 +72,12 @@ def browser() -> Iterator[object]:
     [({"width": 1366, "height": 860}, "desktop"), ({"width": 390, "height": 844}, "phone")],
 )
 def test_upload_see_the_original_first_click_it_search_again(
-    server: str, browser: object, photos: Path, tmp_path: Path, viewport: dict[str, int], name: str
+    server: str, browser: Browser, photos: Path, tmp_path: Path, viewport: dict[str, int], name: str
 ) -> None:
     query = tmp_path / "chelsea-cropped.jpg"
     with Image.open(photos / "chelsea.jpg") as original:
         apply_edit("centre_crop", original).save(query, "JPEG", quality=90)
-    page = browser.new_page(viewport=viewport)  # type: ignore[attr-defined]
+    page = browser.new_page(viewport=viewport)  # type: ignore[arg-type]
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(server)
