@@ -1,4 +1,4 @@
-"""A real index of real photos (scikit-image's, via the demo), built once per test session."""
+"""Clients on the app over the session's real index (``built_index`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,27 +9,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from lookalike.demo import write_photos
-from lookalike.index import Index
 from lookalike.present.web.app import ServerConfig, create_app
 
-PHOTO_NAMES = ("astronaut", "camera", "chelsea", "coffee", "coins", "rocket", "moon", "brick")
-
 
 @pytest.fixture(scope="session")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("photos") / "photos"
-    write_photos(folder, PHOTO_NAMES)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def built_index(tmp_path_factory: pytest.TempPathFactory, photos: Path) -> Path:
-    """The index directory; tests that write to an index use ``index_copy``."""
-    directory = tmp_path_factory.mktemp("index") / "index"
-    with Index.create(directory) as index:
-        report = index.add([photos], workers=0)
-    assert report.added == len(PHOTO_NAMES)
+def served_index(built_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's index for the read-only servers here: they write thumbnails
+    beside it, and the session's index itself must stay as built."""
+    directory = tmp_path_factory.mktemp("served") / "index"
+    shutil.copytree(built_index, directory)
     return directory
 
 
@@ -42,7 +30,7 @@ def index_copy(built_index: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def client(built_index: Path) -> Iterator[TestClient]:
-    """An HTTP client on the app over the shared index (read-only use)."""
-    with TestClient(create_app(ServerConfig(built_index))) as test_client:
+def client(served_index: Path) -> Iterator[TestClient]:
+    """An HTTP client on the app over the served index (read-only use)."""
+    with TestClient(create_app(ServerConfig(served_index))) as test_client:
         yield test_client

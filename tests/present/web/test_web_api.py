@@ -1,4 +1,4 @@
-"""The REST API over a real index of real photos, through an HTTP client."""
+"""The REST API over a real index of real photo_library, through an HTTP client."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def jpeg_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def edited(photos: Path, name: str, edit: str) -> bytes:
-    with Image.open(photos / f"{name}.jpg") as image:
+def edited(photo_library: Path, name: str, edit: str) -> bytes:
+    with Image.open(photo_library / f"{name}.jpg") as image:
         return jpeg_bytes(apply_edit(edit, image))
 
 
@@ -37,9 +37,9 @@ def upload(client: TestClient, data: bytes, **params: object) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-def id_of(client: TestClient, photos: Path, name: str) -> int:
+def id_of(client: TestClient, photo_library: Path, name: str) -> int:
     items = client.get("/api/images", params={"limit": 500}).json()["items"]
-    return next(i["id"] for i in items if i["path"] == str(photos / f"{name}.jpg"))
+    return next(i["id"] for i in items if i["path"] == str(photo_library / f"{name}.jpg"))
 
 
 def wait_ready(client: TestClient) -> None:
@@ -50,14 +50,14 @@ def wait_ready(client: TestClient) -> None:
     raise AssertionError("model did not load")
 
 
-def test_health_and_stats_describe_the_index(client: TestClient, built_index: Path) -> None:
+def test_health_and_stats_describe_the_index(client: TestClient, served_index: Path) -> None:
     wait_ready(client)
     health = client.get("/health").json()
     assert health["images"] == 8
     assert health["features"]["text_search"] is False  # absent, not faked
     assert health["features"]["duplicates"] is False
     stats = client.get("/api/stats").json()["index"]
-    assert stats["directory"] == str(built_index)
+    assert stats["directory"] == str(served_index)
     assert stats["model"] == "mobilenet_v2" and stats["dim"] == 1280 and stats["images"] == 8
 
 
@@ -80,12 +80,12 @@ def test_openapi_schema_lists_the_routes(client: TestClient) -> None:
     ("name", "edit"), [("chelsea", "centre_crop"), ("astronaut", "flip"), ("coins", "jpeg_15")]
 )
 def test_upload_finds_the_original_of_an_edited_copy(
-    client: TestClient, photos: Path, name: str, edit: str
+    client: TestClient, photo_library: Path, name: str, edit: str
 ) -> None:
-    out = upload(client, edited(photos, name, edit), k=3)
+    out = upload(client, edited(photo_library, name, edit), k=3)
     assert len(out["results"]) == 3
     first = out["results"][0]
-    assert first["path"] == str(photos / f"{name}.jpg")
+    assert first["path"] == str(photo_library / f"{name}.jpg")
     assert set(first) == {"id", "path", "score", "width", "height", "thumbnail_url", "original_url"}
     assert first["width"] > 0 and first["height"] > 0
     assert first["thumbnail_url"] == f"/api/images/{first['id']}/thumbnail"
@@ -93,8 +93,8 @@ def test_upload_finds_the_original_of_an_edited_copy(
     assert scores == sorted(scores, reverse=True) and 0.5 < scores[0] <= 1.0001
 
 
-def test_search_by_id_uses_the_indexed_image(client: TestClient, photos: Path) -> None:
-    image_id = id_of(client, photos, "coffee")
+def test_search_by_id_uses_the_indexed_image(client: TestClient, photo_library: Path) -> None:
+    image_id = id_of(client, photo_library, "coffee")
     with_self = client.get(f"/api/images/{image_id}/similar", params={"k": 4}).json()["results"]
     assert with_self[0]["id"] == image_id and with_self[0]["score"] == pytest.approx(1.0, abs=1e-4)
     without = client.get(
@@ -105,15 +105,15 @@ def test_search_by_id_uses_the_indexed_image(client: TestClient, photos: Path) -
 
 
 def test_region_search_finds_the_image_the_region_is_cut_from(
-    client: TestClient, photos: Path
+    client: TestClient, photo_library: Path
 ) -> None:
     # The cat's face, in the middle of chelsea.jpg (451x300), searched by id and by upload.
     box = {"x": 120, "y": 40, "w": 220, "h": 220}
-    chelsea = id_of(client, photos, "chelsea")
+    chelsea = id_of(client, photo_library, "chelsea")
     by_id = client.get(f"/api/images/{chelsea}/similar", params={"k": 2, **box}).json()
     assert by_id["results"][0]["id"] == chelsea
     assert by_id["results"][0]["score"] < 0.999  # a crop, not the whole image's vector
-    by_upload = upload(client, (photos / "chelsea.jpg").read_bytes(), k=2, **box)
+    by_upload = upload(client, (photo_library / "chelsea.jpg").read_bytes(), k=2, **box)
     assert by_upload["results"][0]["id"] == chelsea
 
 
@@ -126,53 +126,55 @@ def test_region_search_finds_the_image_the_region_is_cut_from(
     ],
 )
 def test_bad_regions_are_refused(
-    client: TestClient, photos: Path, box: dict[str, int], message: str
+    client: TestClient, photo_library: Path, box: dict[str, int], message: str
 ) -> None:
-    chelsea = id_of(client, photos, "chelsea")
+    chelsea = id_of(client, photo_library, "chelsea")
     response = client.get(f"/api/images/{chelsea}/similar", params=box)
     assert response.status_code in (400, 422)
     assert message in response.json()["error"]
 
 
-def test_filters_restrict_the_results(client: TestClient, photos: Path) -> None:
-    data = edited(photos, "chelsea", "flip")
+def test_filters_restrict_the_results(client: TestClient, photo_library: Path) -> None:
+    data = edited(photo_library, "chelsea", "flip")
     wide = upload(client, data, k=8, min_width=600)["results"]
     assert wide and all(r["width"] >= 600 for r in wide)
-    sizes = {p.stem: Image.open(p).size for p in photos.glob("*.jpg")}
+    sizes = {p.stem: Image.open(p).size for p in photo_library.glob("*.jpg")}
     assert {Path(r["path"]).stem for r in wide} == {n for n, (w, _) in sizes.items() if w >= 600}
     tall = upload(client, data, k=8, min_width=500, min_height=500)["results"]
     assert {Path(r["path"]).stem for r in tall} == {
         n for n, (w, h) in sizes.items() if w >= 500 and h >= 500
     }
-    assert upload(client, data, k=5, folder=str(photos.parent / "elsewhere"))["results"] == []
-    assert len(upload(client, data, k=5, folder=str(photos))["results"]) == 5
+    assert (
+        upload(client, data, k=5, folder=str(photo_library.parent / "elsewhere"))["results"] == []
+    )
+    assert len(upload(client, data, k=5, folder=str(photo_library))["results"]) == 5
     # No demo photo has an EXIF capture date, so any date range excludes them all.
     assert upload(client, data, k=5, taken_after="2000-01-01")["results"] == []
 
 
-def test_k_is_bounded(client: TestClient, photos: Path) -> None:
-    chelsea = id_of(client, photos, "chelsea")
+def test_k_is_bounded(client: TestClient, photo_library: Path) -> None:
+    chelsea = id_of(client, photo_library, "chelsea")
     assert client.get(f"/api/images/{chelsea}/similar", params={"k": 0}).status_code == 422
     assert client.get(f"/api/images/{chelsea}/similar", params={"k": 1000}).status_code == 422
     out = client.get(f"/api/images/{chelsea}/similar", params={"k": 50}).json()
     assert len(out["results"]) == 8  # all there are
 
 
-def test_collection_pages_through_every_image(client: TestClient, photos: Path) -> None:
+def test_collection_pages_through_every_image(client: TestClient, photo_library: Path) -> None:
     first = client.get("/api/images", params={"limit": 5}).json()
     rest = client.get("/api/images", params={"offset": 5, "limit": 5}).json()
     assert first["total"] == rest["total"] == 8
     paths = [i["path"] for i in first["items"] + rest["items"]]
-    assert sorted(paths) == sorted(str(p) for p in photos.glob("*.jpg"))
+    assert sorted(paths) == sorted(str(p) for p in photo_library.glob("*.jpg"))
     image = client.get(f"/api/images/{first['items'][0]['id']}").json()
     assert image == first["items"][0]
 
 
-def test_original_is_the_indexed_file(client: TestClient, photos: Path) -> None:
-    coins = id_of(client, photos, "coins")
+def test_original_is_the_indexed_file(client: TestClient, photo_library: Path) -> None:
+    coins = id_of(client, photo_library, "coins")
     response = client.get(f"/api/images/{coins}/original")
     assert response.status_code == 200
-    assert response.content == (photos / "coins.jpg").read_bytes()
+    assert response.content == (photo_library / "coins.jpg").read_bytes()
     assert response.headers["content-type"] == "image/jpeg"
 
 
@@ -207,11 +209,11 @@ def test_thumbnails_are_cached_beside_the_index_and_remade_when_the_source_chang
 
 
 def test_changes_by_another_writer_are_seen_without_a_restart(
-    index_copy: Path, tmp_path: Path, photos: Path
+    index_copy: Path, tmp_path: Path, photo_library: Path
 ) -> None:
     new_folder = tmp_path / "new"
     new_folder.mkdir()
-    with Image.open(photos / "rocket.jpg") as rocket:
+    with Image.open(photo_library / "rocket.jpg") as rocket:
         apply_edit("greyscale", rocket).save(new_folder / "grey-rocket.jpg")
     with TestClient(create_app(ServerConfig(index_copy))) as client:
         query = (new_folder / "grey-rocket.jpg").read_bytes()

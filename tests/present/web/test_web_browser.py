@@ -36,10 +36,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(built_index: Path) -> Iterator[str]:
+def server(served_index: Path) -> Iterator[str]:
     """The real command, on a port the OS picks; yields its base URL once it is ready."""
     lookalike = Path(sys.executable).with_name("lookalike")  # the installed command itself
-    command = [str(lookalike), "serve", "--index", str(built_index), "--port", "0"]
+    command = [str(lookalike), "serve", "--index", str(served_index), "--port", "0"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
@@ -72,10 +72,15 @@ def browser() -> Iterator[Browser]:
     [({"width": 1366, "height": 860}, "desktop"), ({"width": 390, "height": 844}, "phone")],
 )
 def test_upload_see_the_original_first_click_it_search_again(
-    server: str, browser: Browser, photos: Path, tmp_path: Path, viewport: dict[str, int], name: str
+    server: str,
+    browser: Browser,
+    photo_library: Path,
+    tmp_path: Path,
+    viewport: dict[str, int],
+    name: str,
 ) -> None:
     query = tmp_path / "chelsea-cropped.jpg"
-    with Image.open(photos / "chelsea.jpg") as original:
+    with Image.open(photo_library / "chelsea.jpg") as original:
         apply_edit("centre_crop", original).save(query, "JPEG", quality=90)
     page = browser.new_page(viewport=viewport)  # type: ignore[arg-type]
     errors: list[str] = []
@@ -88,7 +93,7 @@ def test_upload_see_the_original_first_click_it_search_again(
         "document.querySelector('#summary').textContent.includes('most like this image')"
     )
     first = page.locator("#grid li .card").first
-    assert first.get_attribute("title") == str(photos / "chelsea.jpg")
+    assert first.get_attribute("title") == str(photo_library / "chelsea.jpg")
     assert page.locator("#grid li").count() == 8  # k defaults to 24; the index holds 8
     assert "1." in (first.get_attribute("aria-label") or "")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -104,7 +109,7 @@ def test_upload_see_the_original_first_click_it_search_again(
     )
     page.wait_for_function("!document.querySelector('#results').classList.contains('loading')")
     titles = page.locator("#grid li .card").evaluate_all("cards => cards.map(c => c.title)")
-    assert len(titles) == 7 and str(photos / "chelsea.jpg") not in titles  # itself left out
+    assert len(titles) == 7 and str(photo_library / "chelsea.jpg") not in titles  # itself left out
     assert page.url.endswith(f"#id={chelsea_id}")
 
     # Keyboard: focus the query, mark a region with the arrow keys, Enter searches it.

@@ -39,9 +39,9 @@ def test_size_and_date_filters() -> None:
 
 
 def test_index_search_widens_until_k_images_pass_the_filter(
-    built_index: Path, photos: Path
+    built_index: Path, photo_library: Path
 ) -> None:
-    rocket = str(photos / "rocket.jpg")
+    rocket = str(photo_library / "rocket.jpg")
     with Index.open(built_index) as index:
         everything = index.search(rocket, k=8)
         # Keep only the least alike image: found although it ranks last, beyond 4 * k.
@@ -56,9 +56,9 @@ def test_index_search_widens_until_k_images_pass_the_filter(
 
 @pytest.mark.parametrize("k", [1, 3])
 def test_search_many_applies_the_filter_to_every_query(
-    built_index: Path, photos: Path, k: int
+    built_index: Path, photo_library: Path, k: int
 ) -> None:
-    queries = [str(photos / "coins.jpg"), str(photos / "moon.jpg")]
+    queries = [str(photo_library / "coins.jpg"), str(photo_library / "moon.jpg")]
     with Index.open(built_index) as index:
         results = index.search_many(
             queries, k=k, exclude_self=True, where=lambda r: "o" in Path(r.path).stem

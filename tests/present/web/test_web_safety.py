@@ -19,8 +19,8 @@ TOKEN = "s3cret-token"
 
 
 @pytest.fixture(scope="module")
-def guarded(built_index: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(ServerConfig(built_index, token=TOKEN))) as client:
+def guarded(served_index: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(ServerConfig(served_index, token=TOKEN))) as client:
         yield client
 
 
@@ -51,10 +51,10 @@ def test_token_by_header_query_or_cookie(guarded: TestClient) -> None:
 
 
 def test_a_non_loopback_address_needs_a_token(
-    built_index: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    served_index: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("LOOKALIKE_TOKEN", raising=False)
-    assert main(["serve", "--index", str(built_index), "--host", "0.0.0.0"]) == 1
+    assert main(["serve", "--index", str(served_index), "--host", "0.0.0.0"]) == 1
     assert "needs a token" in capsys.readouterr().err
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
@@ -69,13 +69,13 @@ def test_serve_without_an_index_fails_cleanly(
 
 
 @pytest.fixture(scope="module")
-def small_limit(built_index: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(ServerConfig(built_index, max_upload_bytes=50_000))) as client:
+def small_limit(served_index: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(ServerConfig(served_index, max_upload_bytes=50_000))) as client:
         yield client
 
 
-def test_uploads_over_the_limit_are_refused(small_limit: TestClient, photos: Path) -> None:
-    big = (photos / "astronaut.jpg").read_bytes()
+def test_uploads_over_the_limit_are_refused(small_limit: TestClient, photo_library: Path) -> None:
+    big = (photo_library / "astronaut.jpg").read_bytes()
     assert len(big) > 50_000
     response = small_limit.post("/api/search", files={"image": ("a.jpg", big, "image/jpeg")})
     assert response.status_code == 413
@@ -89,7 +89,7 @@ def test_uploads_over_the_limit_are_refused(small_limit: TestClient, photos: Pat
         "/api/search", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"}
     )
     assert streamed.status_code == 413
-    small = (photos / "coins.jpg").read_bytes()
+    small = (photo_library / "coins.jpg").read_bytes()
     assert len(small) < 50_000
     ok = small_limit.post("/api/search", files={"image": ("c.jpg", small, "image/jpeg")})
     assert ok.status_code == 200
@@ -166,7 +166,7 @@ def test_symlinks_out_of_the_folder_and_skipped_files_are_not_served(tmp_path: P
         assert client.get(f"/api/images/{items['red.png']}/original").status_code == 404
 
 
-def test_no_cors_unless_asked(client: TestClient, built_index: Path) -> None:
+def test_no_cors_unless_asked(client: TestClient, served_index: Path) -> None:
     origin = {"Origin": "https://evil.example"}
     assert "access-control-allow-origin" not in client.get("/api/stats", headers=origin).headers
     preflight = {**origin, "Access-Control-Request-Method": "POST"}
@@ -174,7 +174,7 @@ def test_no_cors_unless_asked(client: TestClient, built_index: Path) -> None:
         "access-control-allow-origin"
         not in client.options("/api/search", headers=preflight).headers
     )
-    config = ServerConfig(built_index, token=TOKEN, cors_origins=("https://app.example",))
+    config = ServerConfig(served_index, token=TOKEN, cors_origins=("https://app.example",))
     with TestClient(create_app(config)) as allowed:
         asked = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
         response = allowed.options("/api/search", headers=asked)  # preflights carry no token

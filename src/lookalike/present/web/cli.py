@@ -76,10 +76,6 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         cors_origins=tuple(args.cors_origin),
         search_threads=max(0, args.threads),
     )
-    # Parallelism comes from the search pool (a thread per core), not from inside PyTorch:
-    # PyTorch's own threads wait on each other, and under load one search then stalls for
-    # seconds; a single thread per search measured 25 ms against 60 ms to 3 s (2 busy cores).
-    torch.set_num_threads(1)
     app = create_app(config)  # opens the index: a missing one fails here, with a clean error
     sock = bind(args.host, args.port)  # bound here, so the real port is known (--port 0)
     host, port = sock.getsockname()[:2]
@@ -90,6 +86,10 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
         flush=True,
     )
+    # Parallelism comes from the search pool (a thread per core), not from inside PyTorch:
+    # PyTorch's own threads wait on each other, and under load one search then stalls for
+    # seconds; a single thread per search measured 25 ms against 60 ms to 3 s (2 busy cores).
+    torch.set_num_threads(1)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     server.run(sockets=[sock])
     return 0
