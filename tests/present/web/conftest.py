@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from lookalike.present.web.app import ServerConfig, create_app
+from lookalike.present.web.app import create_app
+from lookalike.present.web.service import ServerConfig
 
 
 @pytest.fixture(scope="session")

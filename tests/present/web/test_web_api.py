@@ -14,7 +14,8 @@ from PIL import Image
 
 from lookalike.evaluate.edits import apply_edit
 from lookalike.index import Index
-from lookalike.present.web.app import ServerConfig, create_app
+from lookalike.present.web.app import create_app
+from lookalike.present.web.service import ServerConfig
 from lookalike.store.lock import WriterLock
 
 

@@ -12,8 +12,9 @@ from PIL import Image
 
 from lookalike.index import Index
 from lookalike.present.cli import main
-from lookalike.present.web.app import ServerConfig, create_app
+from lookalike.present.web.app import create_app
 from lookalike.present.web.cli import is_loopback
+from lookalike.present.web.service import ServerConfig
 
 TOKEN = "s3cret-token"
 

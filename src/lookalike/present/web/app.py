@@ -7,51 +7,50 @@ writes made by other processes (``lookalike index``) on each search, so no resta
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import importlib.resources
-import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from PIL import Image
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from lookalike import __version__
-from lookalike.embed.embedder import Embedder
 from lookalike.errors import (
     ImageError,
     IndexLockedError,
     IndexNotFoundError,
     LookalikeError,
 )
-from lookalike.index import Index, IndexInfo
-from lookalike.present.web.files import THUMBNAIL_SIZES, ThumbnailCache, servable_path
-from lookalike.present.web.jobs import Job, JobRunner
-from lookalike.present.web.query import Box, Filters, crop_region
+from lookalike.present.web.files import THUMBNAIL_SIZES, servable_path
+from lookalike.present.web.jobs import Job
+from lookalike.present.web.query import Box, Filters
+from lookalike.present.web.schemas import (
+    AddRequest,
+    CollectionOut,
+    ErrorOut,
+    Features,
+    Health,
+    HitOut,
+    ImageOut,
+    JobOut,
+    SearchOut,
+    Stats,
+)
 from lookalike.present.web.security import TokenGate, UploadLimit
+from lookalike.present.web.service import MODEL_WAIT_S, ServerConfig, Service
 from lookalike.search.query import Hit
-from lookalike.search.query import Query as SearchQuery
 from lookalike.store import ImageRecord
 
-T = TypeVar("T")
-
 MAX_K = 200
-MODEL_WAIT_S = 300.0  # a search arriving while the model loads waits this long at most
 STATIC = importlib.resources.files("lookalike.present.web") / "static"
 
 DESCRIPTION = """Search an image index by example.
@@ -99,170 +98,6 @@ def region_params(x: Coord = None, y: Coord = None, w: Coord = None, h: Coord = 
 
 FilterParams = Annotated[Filters, Depends(filter_params)]
 RegionParams = Annotated[Box | None, Depends(region_params)]
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """How ``lookalike serve`` runs; see ``lookalike serve --help``."""
-
-    index_dir: Path
-    token: str | None = None  # required on every request when set
-    max_upload_bytes: int = 20 * 2**20
-    cors_origins: tuple[str, ...] = ()
-    search_threads: int = 0  # 0: one per CPU core
-
-
-# response bodies (they make the OpenAPI schema)
-
-
-class Features(BaseModel):
-    text_search: bool = False
-    duplicates: bool = False
-    explain: bool = False
-    region_search: bool = True
-    add_jobs: bool = True
-
-
-class Health(BaseModel):
-    status: Literal["loading", "ready", "error"] = Field(
-        description="loading while the model loads; searches wait for it"
-    )
-    error: str | None = None
-    images: int
-    version: str
-    features: Features
-
-
-class HitOut(BaseModel):
-    id: int
-    path: str
-    score: float = Field(description="cosine similarity, 1.0 = same image")
-    width: int | None
-    height: int | None
-    thumbnail_url: str
-    original_url: str
-
-
-class SearchOut(BaseModel):
-    k: int
-    took_ms: float
-    results: list[HitOut]
-
-
-class ImageOut(BaseModel):
-    id: int
-    path: str
-    width: int | None
-    height: int | None
-    format: str | None
-    taken_at: str | None
-    thumbnail_url: str
-    original_url: str
-
-
-class CollectionOut(BaseModel):
-    total: int
-    offset: int
-    items: list[ImageOut]
-
-
-class Stats(BaseModel):
-    index: IndexInfo
-    thumbnail_sizes: list[int]
-    features: Features
-
-
-class AddRequest(BaseModel):
-    paths: list[str] = Field(description="absolute files or folders on the server's disk")
-
-
-class JobOut(BaseModel):
-    id: str
-    status: Literal["running", "done", "failed"]
-    paths: list[str]
-    done: int
-    total: int | None
-    added: int | None = None
-    updated: int | None = None
-    removed: int | None = None
-    unchanged: int | None = None
-    skipped: int | None = None
-    error: str | None = None
-
-
-class ErrorOut(BaseModel):
-    error: str
-
-
-class Service:
-    """What every request shares: the read-only Index, the model state, the pools, caches."""
-
-    def __init__(self, config: ServerConfig) -> None:
-        self.config = config
-        self.index = Index.open(config.index_dir)
-        self.pool = ThreadPoolExecutor(
-            config.search_threads or os.cpu_count() or 2, thread_name_prefix="search"
-        )
-        self.ready = threading.Event()
-        self.load_error: str | None = None
-        self.thumbnails = ThumbnailCache(config.index_dir)
-        self.jobs = JobRunner(config.index_dir, self.embedder)
-        self._collection: tuple[int, list[ImageRecord]] = (-1, [])
-        self._collection_mutex = threading.Lock()
-
-    def load_model(self) -> None:
-        """Load the index's model (run in a background thread at start-up)."""
-        try:
-            # One small embedding warms PyTorch up, so the first user's search is not slow.
-            self.index.embedder.embed([Image.new("RGB", (64, 64), (128, 128, 128))])
-        except LookalikeError as exc:
-            self.load_error = str(exc)
-        finally:
-            self.ready.set()
-
-    def embedder(self) -> Embedder:
-        """The loaded model, waiting for it if it is still loading."""
-        if not self.ready.wait(MODEL_WAIT_S):
-            raise LookalikeError("the model is still loading; try again shortly")
-        if self.load_error:
-            raise LookalikeError(f"the model failed to load: {self.load_error}")
-        return self.index.embedder
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a search on the search pool (quick reads use Starlette's own pool, so that
-        /health and thumbnails do not queue behind searches under load)."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self.pool, functools.partial(fn, *args)
-        )
-
-    def record(self, image_id: int) -> ImageRecord:
-        record = self.index.store.records([image_id]).get(image_id)
-        if record is None or record.status != "ok":
-            raise HTTPException(404, f"no indexed image with id {image_id}")
-        return record
-
-    def search(
-        self, query: SearchQuery, box: Box | None, k: int, filters: Filters, exclude_id: int | None
-    ) -> list[Hit]:
-        self.embedder()
-        if box is not None:
-            if not isinstance(query, str | bytes):
-                raise TypeError("a region is cut from a path or encoded bytes")
-            query = crop_region(query, box)
-        where = filters.accepts if filters.active else None
-        return self.index.search(query, k, exclude_self=exclude_id is not None, where=where)
-
-    def collection(self) -> list[ImageRecord]:
-        """Every indexed image, re-read only when the catalogue's generation moved."""
-        generation = self.index.store.catalogue.generation()
-        with self._collection_mutex:
-            if self._collection[0] != generation:
-                self._collection = (generation, list(self.index.store.iter_records("ok")))
-            return self._collection[1]
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.index.close()
 
 
 def error_status(exc: LookalikeError) -> int:
@@ -383,7 +218,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         """Images most like an uploaded one (or like a region of it)."""
         started = time.perf_counter()
         data = await image.read()
-        hits = await service.run(service.search, data, box, k, filters, None)
+        hits = await service.run(service.search, data, box, k, filters, False)
         return search_out(hits, k, started)
 
     @app.get("/api/images/{image_id:int}/similar", tags=["search"])
@@ -400,9 +235,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         source = servable_path(record) if box else record.path
         if source is None:
             raise HTTPException(404, f"image {image_id} is no longer readable")
-        hits = await service.run(
-            service.search, source, box, k, filters, image_id if exclude_self and not box else None
-        )
+        hits = await service.run(service.search, source, box, k, filters, exclude_self and not box)
         return search_out(hits, k, started)
 
     # the collection and its files

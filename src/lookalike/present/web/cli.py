@@ -60,7 +60,8 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     import torch
     import uvicorn
 
-    from lookalike.present.web.app import ServerConfig, create_app
+    from lookalike.present.web.app import create_app
+    from lookalike.present.web.service import ServerConfig
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if not is_loopback(args.host) and not token:
