@@ -6,10 +6,13 @@ Screenshots are saved under artifacts/ at the repository root.
 
 from __future__ import annotations
 
+import base64
+import io
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -35,12 +38,13 @@ START_TIMEOUT_S = 60
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def server(served_index: Path) -> Iterator[str]:
+@contextmanager
+def serving(index: Path, *options: str, token: str | None = None) -> Iterator[str]:
     """The real command, on a port the OS picks; yields its base URL once it is ready."""
     lookalike = Path(sys.executable).with_name("lookalike")  # the installed command itself
-    command = [str(lookalike), "serve", "--index", str(served_index), "--port", "0"]
+    command = [str(lookalike), "serve", "--index", str(index), "--port", "0", *options]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         assert process.stderr is not None
         line = process.stderr.readline()  # "lookalike: serving DIR at http://127.0.0.1:PORT/"
@@ -48,13 +52,19 @@ def server(served_index: Path) -> Iterator[str]:
         url = line.split(" at ", 1)[1].split()[0]
         assert url.startswith("http://127.0.0.1:")
         deadline = time.monotonic() + START_TIMEOUT_S
-        while httpx.get(url + "health").json()["status"] != "ready":
+        while httpx.get(url + "health", headers=headers).json()["status"] != "ready":
             assert time.monotonic() < deadline, "the model did not load in time"
             time.sleep(0.2)
         yield url
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(served_index: Path) -> Iterator[str]:
+    with serving(served_index) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +133,53 @@ def test_upload_see_the_original_first_click_it_search_again(
     assert not errors, errors
     page.screenshot(path=str(ARTIFACTS / f"web-{name}-region.png"))
     page.close()
+
+
+DISPATCH = """([kind, b64]) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const data = new DataTransfer();
+    data.items.add(new File([bytes], "query.jpg", { type: "image/jpeg" }));
+    const event = kind === "drop"
+        ? new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true })
+        : new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true });
+    document.body.dispatchEvent(event);
+}"""
+
+
+@pytest.mark.parametrize(("kind", "edit"), [("drop", "flip"), ("paste", "jpeg_15")])
+def test_dropped_or_pasted_image_is_searched(
+    server: str, browser: Browser, photo_library: Path, kind: str, edit: str
+) -> None:
+    with Image.open(photo_library / "coffee.jpg") as original:
+        buffer = io.BytesIO()
+        apply_edit(edit, original).save(buffer, "JPEG", quality=90)
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_selector(".status.ready")
+    page.evaluate(DISPATCH, [kind, base64.b64encode(buffer.getvalue()).decode()])
+    page.wait_for_function(
+        "document.querySelector('#summary').textContent.includes('most like this image')"
+    )
+    first = page.locator("#grid li .card").first
+    assert first.get_attribute("title") == str(photo_library / "coffee.jpg")
+    page.close()
+
+
+def test_a_token_in_the_address_once_lets_the_page_work(
+    served_index: Path, browser: Browser, photo_library: Path
+) -> None:
+    token = "page-token-123"
+    with serving(served_index, "--token", token, token=token) as url:
+        page = browser.new_page()
+        assert page.goto(url).status == 401  # type: ignore[union-attr]
+        page.goto(f"{url}?token={token}")  # sets the cookie the page's own requests carry
+        page.wait_for_selector(".status.ready")
+        page.set_input_files("#file", str(photo_library / "moon.jpg"))
+        page.wait_for_function(
+            "document.querySelector('#summary').textContent.includes('most like this image')"
+        )
+        first = page.locator("#grid li .card").first
+        assert first.get_attribute("title") == str(photo_library / "moon.jpg")
+        # Thumbnails are <img> requests: the cookie authorises them too.
+        page.wait_for_function("document.querySelector('#grid img').naturalWidth > 0")
+        page.close()
