@@ -4,7 +4,8 @@ Starts `lookalike serve` on a free loopback port over an index (default: the dem
 made with `lookalike demo`), then runs --clients concurrent clients for --seconds. Each client
 loops: three searches by indexed id (stored vector, no model run) then one search by an
 uploaded image (decoded and embedded by the model). Prints requests/s, p50/p99 latency and
-errors per kind of search, and the machine's load average. Exits 1 if any request failed.
+errors per kind of search, the latency of /health probed meanwhile, and the machine's load
+average. Exits 1 if any request failed.
 
     python benchmarks/web_load.py [--index DIR] [--clients 24] [--seconds 30] [--url URL]
 """
@@ -76,6 +77,21 @@ async def client_loop(
             tally.latencies_ms.append((time.perf_counter() - started) * 1000)
 
 
+async def probe_health(client: httpx.AsyncClient, deadline: float, tally: Tally) -> None:
+    """Twice a second, as a monitor would: /health must keep answering under the load."""
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        try:
+            response = await client.get("/health")
+            if response.status_code == 200:
+                tally.latencies_ms.append((time.perf_counter() - started) * 1000)
+            else:
+                tally.errors.append(f"health HTTP {response.status_code}")
+        except httpx.HTTPError as exc:
+            tally.errors.append(f"health {type(exc).__name__}: {exc}")
+        await asyncio.sleep(0.5)
+
+
 async def run_load(url: str, clients: int, seconds: float) -> dict[str, Tally]:
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
@@ -87,10 +103,11 @@ async def run_load(url: str, clients: int, seconds: float) -> dict[str, Tally]:
             buffer = io.BytesIO()
             apply_edit(edit, original.convert("RGB")).save(buffer, "JPEG", quality=85)
             uploads.append(buffer.getvalue())
-        tallies = {"by-id": Tally(), "upload": Tally()}
+        tallies = {"by-id": Tally(), "upload": Tally(), "health": Tally()}
         deadline = time.monotonic() + seconds
         await asyncio.gather(
-            *(client_loop(client, ids, uploads, deadline, tallies, i) for i in range(clients))
+            probe_health(client, deadline, tallies["health"]),
+            *(client_loop(client, ids, uploads, deadline, tallies, i) for i in range(clients)),
         )
     return tallies
 
@@ -133,12 +150,12 @@ def main() -> int:
             process.terminate()
             process.wait(timeout=30)
     print(f"web load: {args.clients} clients for {elapsed:.1f} s against {url}")
-    print(f"{'search':<8} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    everything = Tally()
+    print(f"{'route':<8} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    everything = Tally(  # the searches' latencies; every error, /health's included
+        [ms for kind in ("by-id", "upload") for ms in tallies[kind].latencies_ms],
+        [error for tally in tallies.values() for error in tally.errors],
+    )
     for kind, tally in [*tallies.items(), ("all", everything)]:
-        if kind != "all":
-            everything.latencies_ms += tally.latencies_ms
-            everything.errors += tally.errors
         n = len(tally.latencies_ms)
         print(
             f"{kind:<8} {n:>9} {n / elapsed:>8.1f} {percentile(tally.latencies_ms, 0.5):>8.1f} "
