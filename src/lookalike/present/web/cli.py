@@ -29,7 +29,8 @@ def add_parser(
     p.add_argument(
         "--token",
         default=None,
-        help=f"required on every request (default ${TOKEN_ENV}); needed off loopback",
+        help=f"required on every request; needed off loopback (default ${TOKEN_ENV}, which "
+        "unlike this flag does not show in the process list)",
     )
     p.add_argument(
         "--max-upload-mb", type=float, default=20.0, help="largest upload accepted (default 20)"
@@ -81,12 +82,13 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     sock = bind(args.host, args.port)  # bound here, so the real port is known (--port 0)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(
-        f"lookalike: serving {settings.index} at http://{shown}:{port}/"
-        + (" (token required)" if token else ""),
-        file=sys.stderr,
-        flush=True,
-    )
+    if not getattr(args, "quiet", False):
+        print(
+            f"lookalike: serving {settings.index} at http://{shown}:{port}/"
+            + (" (token required)" if token else ""),
+            file=sys.stderr,
+            flush=True,
+        )
     # Parallelism comes from the search pool (a thread per core), not from inside PyTorch:
     # PyTorch's own threads wait on each other, and under load one search then stalls for
     # seconds; a single thread per search measured 25 ms against 60 ms to 3 s (2 busy cores).
