@@ -21,6 +21,7 @@ from lookalike.store import ImageRecord, Store
 from lookalike.store.catalogue import Upsert
 
 Progress = Callable[[int, int], None]  # (files done, files to do)
+Where = Callable[[ImageRecord], bool]  # a search filter: keep the images it accepts
 
 
 @dataclass
@@ -215,17 +216,27 @@ class Index:
 
     # reading
 
-    def search(self, query: Query, k: int = 10, exclude_self: bool = False) -> list[Hit]:
+    def search(
+        self, query: Query, k: int = 10, exclude_self: bool = False, where: Where | None = None
+    ) -> list[Hit]:
         """The ``k`` most alike indexed images, best first. Raises ImageError for a bad query."""
-        result = self.search_many([query], k, exclude_self)[0]
+        result = self.search_many([query], k, exclude_self, where)[0]
         if result.error:
             raise ImageError(result.error)
         return result.hits
 
     def search_many(
-        self, queries: Sequence[Query], k: int = 10, exclude_self: bool = False
+        self,
+        queries: Sequence[Query],
+        k: int = 10,
+        exclude_self: bool = False,
+        where: Where | None = None,
     ) -> list[SearchResult]:
-        """Answer many queries in one batch; a bad query gets an error, not an exception."""
+        """Answer many queries in one batch; a bad query gets an error, not an exception.
+
+        ``where``, if given, keeps only the images whose record it accepts (a folder, a date
+        range, a minimum size): the vector index is searched for more than ``k`` and the
+        results filtered, widening the search until ``k`` pass or every image was seen."""
         vectors: list[np.ndarray | None] = []
         self_ids: list[int | None] = []
         errors: list[str | None] = []
@@ -253,7 +264,7 @@ class Index:
         hits_per_query: dict[int, list[Hit]] = {}
         if answered:
             matrix = np.stack([vectors[i] for i in answered])  # type: ignore[misc]
-            ranked = self.store.search(matrix, k + 1 if exclude_self else k)
+            ranked = self._ranked(matrix, k + 1 if exclude_self else k, where)
             for i, ranking in zip(answered, ranked, strict=True):
                 hits = [_hit(record, score) for record, score in ranking]
                 if exclude_self:
@@ -262,6 +273,22 @@ class Index:
         return [
             SearchResult(q, hits_per_query.get(i, []), errors[i]) for i, q in enumerate(queries)
         ]
+
+    def _ranked(
+        self, matrix: np.ndarray, k: int, where: Where | None
+    ) -> list[list[tuple[ImageRecord, float]]]:
+        """Top ``k`` (record, score) per row of float32 (n, dim) among records ``where`` keeps."""
+        if where is None:
+            return self.store.search(matrix, k)
+        total = self.store.count()
+        fetch = 4 * k  # most filters keep a good share; a narrow one widens below
+        while True:
+            ranked = [
+                [(r, s) for r, s in row if where(r)] for row in self.store.search(matrix, fetch)
+            ]
+            if fetch >= total or all(len(row) >= k for row in ranked):
+                return [row[:k] for row in ranked]
+            fetch = min(total, fetch * 4)
 
     def info(self) -> IndexInfo:
         return IndexInfo(
