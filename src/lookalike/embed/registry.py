@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lookalike.embed.embedder import Backbone, Embedder, TorchEmbedder
+from lookalike.embed.onnx import OnnxEmbedder, onnx_available
 from lookalike.embed.preprocess import Preprocess
 from lookalike.embed.weights import file_digest
 from lookalike.errors import ModelNotFoundError
 
 BackboneFactory = Callable[[Path | None], Backbone]
+RUNTIMES = ("onnx", "torch")
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,20 @@ def list_models() -> list[str]:
 
 
 def create_embedder(
-    name: str, weights: Path | str | None = None, pooling: str | None = None
+    name: str,
+    weights: Path | str | None = None,
+    pooling: str | None = None,
+    runtime: str | None = None,
 ) -> Embedder:
-    """Build the named model's embedder (weights loaded, in eval mode)."""
+    """Build the named model's embedder (weights loaded, in eval mode).
+
+    ``runtime`` (else ``$LOOKALIKE_RUNTIME``, else "onnx") runs the network with ONNX Runtime,
+    or with PyTorch ("torch", also the fallback when onnxruntime is not installed); both give
+    the same vectors and ``model_id``.
+    """
+    runtime = runtime or os.environ.get("LOOKALIKE_RUNTIME") or "onnx"
+    if runtime not in RUNTIMES:
+        raise ModelNotFoundError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
     _load_builtin_models()
     entry = _MODELS.get(name)
     if entry is None:
@@ -59,7 +72,10 @@ def create_embedder(
     # Weights given by hand (say, a trained seed_cnn) make another vector space than the
     # default ones: the id says which file, so an index refuses vectors from other weights.
     space = f"{name}@{file_digest(path)}" if path else name
-    return TorchEmbedder(space, backbone, entry.preprocess, pooling or entry.pooling)
+    embedder = TorchEmbedder(space, backbone, entry.preprocess, pooling or entry.pooling)
+    if runtime == "onnx" and onnx_available():
+        return OnnxEmbedder(embedder)
+    return embedder
 
 
 def _load_builtin_models() -> None:
