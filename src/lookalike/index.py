@@ -86,11 +86,16 @@ class Index:
 
     @classmethod
     def open_or_create(
-        cls, directory: str | Path, model: str | None = None, weights: str | Path | None = None
+        cls,
+        directory: str | Path,
+        model: str | None = None,
+        weights: str | Path | None = None,
+        default_model: str = "mobilenet_v2",
     ) -> Index:
+        """Open the index at ``directory``, or create it with ``model or default_model``."""
         if Store.exists(Path(directory)):
             return cls.open(directory, model, weights)
-        return cls.create(directory, model or "mobilenet_v2", weights)
+        return cls.create(directory, model or default_model, weights)
 
     def close(self) -> None:
         self.store.close()
@@ -159,7 +164,9 @@ class Index:
             if progress:
                 progress(0, len(todo))
             n_workers = default_workers(len(todo)) if workers is None else workers
-            for batch in embed_files(todo, self.embedder, batch_size, n_workers):
+            # An unchanged folder never loads the model: `todo` is empty, nothing to embed.
+            batches = embed_files(todo, self.embedder, batch_size, n_workers) if todo else []
+            for batch in batches:
                 self.store.write([_upsert(item) for item in batch])
                 for item in batch:
                     if item.reason:

@@ -117,7 +117,7 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
     quiet = getattr(args, "quiet", False)
     model = getattr(args, "model", None)
     with (
-        Index.open_or_create(settings.index, model, args.weights) as index,
+        Index.open_or_create(settings.index, model, args.weights, settings.model) as index,
         progress_bar(quiet) as progress,
     ):
         report = index.add(
