@@ -72,10 +72,11 @@ def test_cache_key_follows_the_weights(tmp_path: Path) -> None:
 
 def test_runtime_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LOOKALIKE_RUNTIME", raising=False)
-    assert RUNTIMES == ("onnx", "torch")
+    assert RUNTIMES == ("onnx", "onnx-int8", "torch")
     assert isinstance(create_embedder("seed_cnn"), OnnxEmbedder)  # the default
     monkeypatch.setenv("LOOKALIKE_RUNTIME", "torch")
     assert isinstance(create_embedder("seed_cnn"), TorchEmbedder)
+    assert create_embedder("seed_cnn", runtime="onnx-int8").model_id.endswith("-int8")
     with pytest.raises(ModelNotFoundError, match="unknown runtime 'tensorflow'"):
         create_embedder("seed_cnn", runtime="tensorflow")
 
@@ -84,3 +85,18 @@ def test_falls_back_to_pytorch_without_onnxruntime(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("LOOKALIKE_RUNTIME", raising=False)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now fails
     assert isinstance(create_embedder("seed_cnn"), TorchEmbedder)
+
+
+def test_int8_is_another_vector_space_close_to_float(
+    tmp_path: Path, photos: list[Image.Image]
+) -> None:
+    reference = torch_embedder("seed_cnn")
+    int8 = OnnxEmbedder(reference, folder=tmp_path, int8=True)
+    assert int8.model_id == reference.model_id + "-int8"
+    vectors = int8.embed(photos[:1])  # even one image: PyTorch cannot stand in for int8
+    assert int8.path.is_file() and int8.path.name.endswith("-int8.onnx")
+    assert int8.path.stat().st_size < int8.float_path.stat().st_size
+    vectors = int8.embed(photos)
+    cosines = (vectors * reference.embed(photos)).sum(axis=1)
+    assert cosines.min() > 0.98, cosines  # close to the float vectors, not equal
+    assert not np.array_equal(vectors, reference.embed(photos))

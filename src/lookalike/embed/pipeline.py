@@ -12,13 +12,16 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lookalike.decode.image import DecodedImage, decode_image
-from lookalike.embed.embedder import Embedder
 from lookalike.errors import ImageError
 from lookalike.files.walk import FileEntry
+
+if TYPE_CHECKING:  # at run time too: decode workers import this module, and need no PyTorch
+    from lookalike.embed.embedder import Embedder
 
 # Below this many files a worker pool costs more to start than it saves.
 MIN_FILES_FOR_WORKERS = 64

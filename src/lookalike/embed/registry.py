@@ -14,7 +14,7 @@ from lookalike.embed.weights import file_digest
 from lookalike.errors import ModelNotFoundError
 
 BackboneFactory = Callable[[Path | None], Backbone]
-RUNTIMES = ("onnx", "torch")
+RUNTIMES = ("onnx", "onnx-int8", "torch")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def create_embedder(
 
     ``runtime`` (else ``$LOOKALIKE_RUNTIME``, else "onnx") runs the network with ONNX Runtime,
     or with PyTorch ("torch", also the fallback when onnxruntime is not installed); both give
-    the same vectors and ``model_id``.
+    the same vectors and ``model_id``. "onnx-int8" quantises it: other vectors, another id.
     """
     runtime = runtime or os.environ.get("LOOKALIKE_RUNTIME") or "onnx"
     if runtime not in RUNTIMES:
@@ -73,6 +73,8 @@ def create_embedder(
     # default ones: the id says which file, so an index refuses vectors from other weights.
     space = f"{name}@{file_digest(path)}" if path else name
     embedder = TorchEmbedder(space, backbone, entry.preprocess, pooling or entry.pooling)
+    if runtime == "onnx-int8":  # other vectors than PyTorch's: no fallback
+        return OnnxEmbedder(embedder, int8=True)
     if runtime == "onnx" and onnx_available():
         return OnnxEmbedder(embedder)
     return embedder
