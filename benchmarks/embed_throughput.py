@@ -2,16 +2,16 @@
 
     python benchmarks/embed_throughput.py [PHOTOS] [--count 96] [--model mobilenet_v2]
 
-Makes ``--count`` large JPEGs (3000x2000, about 6 megapixels, quality 90) from the real photos
+Makes ``--count`` (64) large JPEGs (3000x2000, about 6 megapixels, quality 90) from the real photos
 in PHOTOS (default: /work/data/eval/photos, else scikit-image's bundled photos), upscaled with
 a little sensor-like noise so they compress like camera files, then prints in one run:
 
-- decode-only: ``decode_image`` with JPEG draft mode, one process;
+- decode-only: ``decode_image`` with JPEG draft mode, one thread;
 - model-only: preprocessing and inference on already decoded images, in batches;
-- end-to-end: files to vectors through ``embed_files`` (decode workers + batched inference);
+- end-to-end: files to vectors through ``embed_files`` (decode threads + batched inference);
 - naive baseline: full decode, PyTorch eager, one image at a time (as simple CNN search tools);
 
-with the ratios, and the peak memory (RSS) of this process and of its decode workers.
+with the ratios, and the peak memory (RSS).
 Nothing is asserted; the machine's load is printed beside the figures.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import resource
 import tempfile
 import time
@@ -31,6 +30,7 @@ from PIL import Image
 
 from lookalike.decode.image import decode_image
 from lookalike.embed import create_embedder
+from lookalike.embed.onnx import default_threads
 from lookalike.embed.pipeline import default_workers, embed_files
 from lookalike.files.walk import walk_images
 
@@ -48,18 +48,22 @@ def source_photos(folder: Path) -> list[Image.Image]:
 
 
 def make_large_jpegs(photos: list[Image.Image], folder: Path, count: int) -> list[Path]:
-    """``count`` 3000x2000 JPEGs: each a real photo upscaled, with mild noise, quality 90."""
-    rng = np.random.default_rng(0)
+    """``count`` 3000x2000 JPEGs: each a real photo upscaled, with mild noise, quality 90.
+
+    Files already in ``folder`` (from an earlier run with ``--keep``) are reused.
+    """
+    noise = np.random.default_rng(0).normal(0, 4, (SIZE[1], SIZE[0], 3)).astype(np.int16)
     paths = []
     for i in range(count):
+        path = folder / f"photo{i:04d}.jpg"
+        paths.append(path)
+        if path.exists():
+            continue
         photo = photos[i % len(photos)]
         if i // len(photos) % 2:  # later rounds: mirrored, so files differ
             photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        big = np.asarray(photo.resize(SIZE, Image.Resampling.BICUBIC), dtype=np.int16)
-        big = big + rng.normal(0, 4, big.shape).astype(np.int16)
-        path = folder / f"photo{i:04d}.jpg"
+        big = np.asarray(photo.resize(SIZE, Image.Resampling.BICUBIC), dtype=np.int16) + noise
         Image.fromarray(big.clip(0, 255).astype(np.uint8)).save(path, "JPEG", quality=90)
-        paths.append(path)
     return paths
 
 
@@ -70,22 +74,24 @@ def rate(n: int, run: Callable[[], object]) -> float:
     return n / (time.perf_counter() - start)
 
 
-def peak_rss_mb(who: int) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("photos", nargs="?", type=Path, default=Path("/work/data/eval/photos"))
-    parser.add_argument("--count", type=int, default=96, help="large JPEGs to make")
+    parser.add_argument("--count", type=int, default=64, help="large JPEGs to make")
     parser.add_argument("--naive-count", type=int, default=24, help="images for the baseline")
     parser.add_argument("--model", default="mobilenet_v2")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=None, help="decode processes")
+    parser.add_argument("--workers", type=int, default=None, help="decode threads")
+    parser.add_argument("--keep", type=Path, help="make (or reuse) the JPEGs in this folder")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         paths = make_large_jpegs(source_photos(args.photos), folder, args.count)
         megabytes = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
         print(f"{len(paths)} JPEGs of {SIZE[0]}x{SIZE[1]} px, {megabytes:.1f} MB each on average")
@@ -118,19 +124,15 @@ def main() -> None:
         baseline = rate(len(few), naive)
 
     print(f"model {embedder.model_id} ({type(embedder).__name__}), batch {batch}")
-    print(f"decode workers {workers}")
-    print(f"decode-only   {decode:7.1f} images/s  (draft mode, 1 process)")
+    print(f"decode threads {workers}, inference threads {default_threads()}")
+    print(f"decode-only   {decode:7.1f} images/s  (draft mode, 1 thread)")
     print(f"model-only    {model:7.1f} images/s  (preprocess + inference, decoded images)")
     print(f"end-to-end    {end_to_end:7.1f} images/s  = {end_to_end / model:.2f} x model-only")
     print(f"naive         {baseline:7.1f} images/s  (full decode, PyTorch eager, 1 at a time)")
     print(f"end-to-end / naive = {end_to_end / baseline:.1f} x")
-    print(
-        f"peak RSS: this process {peak_rss_mb(resource.RUSAGE_SELF):.0f} MB, "
-        f"largest decode worker {peak_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB"
-    )
+    print(f"peak RSS {peak_rss_mb():.0f} MB (one process: decoding runs in threads)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
-    random.seed(0)
     main()
