@@ -100,3 +100,27 @@ def test_int8_is_another_vector_space_close_to_float(
     cosines = (vectors * reference.embed(photos)).sum(axis=1)
     assert cosines.min() > 0.98, cosines  # close to the float vectors, not equal
     assert not np.array_equal(vectors, reference.embed(photos))
+
+
+def test_an_index_reopens_with_the_precision_that_made_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lookalike import Index
+    from lookalike.demo import write_photos
+
+    monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path / "cache"))
+    photos = write_photos(tmp_path / "photos", ("astronaut", "coffee", "rocket"))
+    monkeypatch.delenv("LOOKALIKE_RUNTIME", raising=False)
+    with Index.create(tmp_path / "float", model="seed_cnn") as index:
+        index.add([tmp_path / "photos"])
+    monkeypatch.setenv("LOOKALIKE_RUNTIME", "onnx-int8")
+    with Index.create(tmp_path / "int8", model="seed_cnn") as index:
+        index.add([tmp_path / "photos"])
+        assert index.info().model_id.endswith("-int8")
+    with Index.open(tmp_path / "float") as index:  # int8 asked for, float32 needed
+        assert index.search(photos[1], k=1)[0].path == str(photos[1])
+        assert not index.embedder.model_id.endswith("-int8")
+    monkeypatch.delenv("LOOKALIKE_RUNTIME")
+    with Index.open(tmp_path / "int8") as index:  # no setting needed to search it
+        assert index.search(photos[1], k=1)[0].path == str(photos[1])
+        assert index.embedder.model_id.endswith("-int8")

@@ -80,6 +80,17 @@ def create_embedder(
     return embedder
 
 
+def runtime_for(model_id: str) -> str | None:
+    """The runtime to make more vectors with this id (None: the configured default).
+
+    An index made by the int8 network needs it again; a float32 index needs a float runtime
+    even where ``$LOOKALIKE_RUNTIME`` asks for int8.
+    """
+    if model_id.endswith("-int8"):
+        return "onnx-int8"
+    return "onnx" if os.environ.get("LOOKALIKE_RUNTIME") == "onnx-int8" else None
+
+
 def _load_builtin_models() -> None:
     # Importing the network modules runs their @register_model decorators.
     from lookalike.embed.networks import efficientnet_lite, mobilenet_v2, seed_cnn  # noqa: F401
