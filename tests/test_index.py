@@ -107,3 +107,19 @@ def test_search_many_reports_bad_queries_without_failing_the_rest(
 def test_an_index_refuses_another_model(built_index: Path) -> None:
     with pytest.raises(ModelMismatchError, match="mobilenet_v2"):
         Index.open(built_index, model="efficientnet_lite0")
+
+
+def test_learned_whitening_is_kept_and_still_finds_copies(
+    photos: Path, photo_library: Path, tmp_path: Path
+) -> None:
+    with Index.create(tmp_path / "idx") as index:
+        index.add([photos])
+        assert index.learn_whitening(dims=6) == 8
+    with Index.open(tmp_path / "idx") as index:
+        assert index.info().whitening_dim == 6
+        with Image.open(photo_library / "coffee.jpg") as coffee:
+            hits = index.search(apply_edit("flip", coffee), k=2)
+        assert hits[0].path == str(photos / "coffee.jpg")
+        assert index.search(photos / "moon.jpg", k=1)[0].score == pytest.approx(1.0, abs=1e-4)
+        index.drop_whitening()
+        assert index.info().whitening_dim is None

@@ -13,7 +13,8 @@ import numpy as np
 from lookalike.embed.embedder import Embedder
 from lookalike.embed.pipeline import EmbeddedFile, default_workers, embed_files
 from lookalike.embed.registry import create_embedder, runtime_for
-from lookalike.errors import ImageError, ModelMismatchError
+from lookalike.embed.whitening import learn_whitening
+from lookalike.errors import ImageError, LookalikeError, ModelMismatchError
 from lookalike.files.walk import FileEntry, walk_images
 from lookalike.search.query import Hit, Query, SearchResult, query_image, query_path
 from lookalike.store import ImageRecord, Store
@@ -42,6 +43,7 @@ class IndexInfo:
     images: int
     skipped: int
     disk_bytes: int
+    whitening_dim: int | None = None  # searched in this many whitened dimensions, if learned
 
 
 class Index:
@@ -188,6 +190,22 @@ class Index:
                 report.removed = len(vanished)
         return report
 
+    def learn_whitening(self, dims: int | None = None) -> int:
+        """Learn PCA-whitening from this index's own vectors and use it from now on, for the
+        stored vectors and for queries (``dims`` keeps the strongest directions). Returns the
+        number of vectors it was learned from. Files added later are whitened the same way."""
+        with self.store.writing():
+            vectors = self.store.all_vectors()
+            if len(vectors) < 2:
+                raise LookalikeError("whitening needs an index of at least 2 images")
+            self.store.set_whitening(learn_whitening(vectors, dims))
+        return len(vectors)
+
+    def drop_whitening(self) -> None:
+        """Search with the raw vectors again."""
+        with self.store.writing():
+            self.store.set_whitening(None)
+
     def remove(self, paths: Iterable[str | Path]) -> int:
         """Drop files (or everything under folders) from the index; returns how many."""
         roots = [os.path.abspath(os.fspath(p)) for p in paths]
@@ -256,6 +274,7 @@ class Index:
             images=len(self),
             skipped=self.store.catalogue.count("skipped"),
             disk_bytes=self.store.disk_bytes(),
+            whitening_dim=self.store.vectors.dim if self.store.vectors.whitening else None,
         )
 
     def skipped(self) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import sqlite3
 import subprocess
@@ -237,3 +238,43 @@ def test_a_second_writer_is_refused_while_readers_go_on(
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_progress_bar_on_a_terminal_only(photos: Path, tmp_path: Path, run_cli: Cli) -> None:
+    """On a TTY: a bar with count, rate and ETA. Piped: none. --quiet: nothing at all."""
+    main_end, terminal_end = pty.openpty()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lookalike.present.cli",
+            "index",
+            str(photos),
+            "--index",
+            str(tmp_path / "tty-idx"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=terminal_end,
+    )
+    os.close(terminal_end)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main_end, 4096)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        shown += chunk
+    process.wait(timeout=120)
+    os.close(main_end)
+    bar = shown.decode(errors="replace")
+    assert "8/8" in bar and "img/s" in bar and "<" in bar  # count, rate, ETA (elapsed<remaining)
+
+    # re-runs (nothing to embed) keep these two cheap
+    idx = str(tmp_path / "tty-idx")
+    piped = run_cli("index", str(photos), "--index", idx, check=True)
+    assert piped.stderr == ""
+    assert piped.stdout.startswith("added 0, updated 0, removed 0, unchanged 8")
+    quiet = run_cli("index", str(photos), "--index", idx, "--quiet", check=True)
+    assert (quiet.stdout, quiet.stderr) == ("", "")

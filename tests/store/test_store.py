@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lookalike.embed.whitening import learn_whitening
 from lookalike.errors import IndexLockedError, IndexNotFoundError, LookalikeError
 from lookalike.store import Store
 from lookalike.store.catalogue import Upsert
@@ -147,3 +148,27 @@ def test_second_writer_is_refused_with_the_holders_pid(tmp_path: Path, store: St
     with other.writing():  # released once the first writer is done
         other.write([upsert("/a.jpg", 1)])
     assert store.count() == 1
+
+
+def test_whitening_applies_to_stored_vectors_and_queries_in_every_reader(
+    tmp_path: Path, store: Store
+) -> None:
+    with store.writing():
+        store.write([upsert(f"/{i}.jpg", i) for i in range(20)])
+    reader = Store.open(tmp_path / "idx")
+    assert len(reader.vectors) == 20 and reader.vectors.whitening is None
+    whitening = learn_whitening(store.all_vectors(), dims=4)
+    with store.writing():
+        store.set_whitening(whitening)
+    for view in (store, reader, Store.open(tmp_path / "idx")):
+        assert view.vectors.dim == 4 and len(view.vectors) == 20
+        (best, score), *_ = view.search(unit(7)[None], k=3)[0]
+        assert best.path == "/7.jpg" and score == pytest.approx(1.0, abs=1e-4)
+    expected = whitening.apply(unit(7)[None]) @ whitening.apply(unit(8)[None]).T
+    pair = {r.path: s for r, s in reader.search(unit(7)[None], k=20)[0]}
+    assert pair["/8.jpg"] == pytest.approx(float(expected[0, 0]), abs=1e-4)
+    with store.writing():  # files added later are whitened too; dropping it restores raw search
+        store.write([upsert("/late.jpg", 99)])
+        assert reader.search(unit(99)[None], k=1)[0][0][0].path == "/late.jpg"
+        store.set_whitening(None)
+    assert reader.vectors.dim == DIM and len(reader.vectors) == 21

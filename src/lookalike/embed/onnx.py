@@ -60,7 +60,13 @@ class _Network(torch.nn.Module):
 def export_key(embedder: TorchEmbedder) -> str:
     """Hash of everything the exported graph depends on: weights, model id, export settings."""
     digest = hashlib.sha256()
-    settings = (embedder.model_id, embedder.image_size, OPSET, EXPORT_VERSION, torch.__version__)
+    settings = (
+        embedder.model_id,
+        embedder.preprocess.size,
+        OPSET,
+        EXPORT_VERSION,
+        torch.__version__,
+    )
     digest.update(repr(settings).encode())
     network = _Network(embedder)
     for name, tensor in sorted(network.state_dict().items()):
@@ -84,7 +90,7 @@ def export_model(embedder: TorchEmbedder, path: Path) -> Path:
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    size = embedder.image_size
+    size = embedder.preprocess.size  # the network input; image_size is for decoding
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".onnx")
     os.close(fd)
     try:

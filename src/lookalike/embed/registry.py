@@ -25,6 +25,7 @@ class ModelEntry:
     build: BackboneFactory  # weights path or None -> backbone with weights loaded
     preprocess: Preprocess
     pooling: str
+    scales: tuple[float, ...] = (1.0,)
     # int8 by default: measured by benchmarks/int8_accuracy.py to lose < 1 point of MAP@R
     int8: bool = False
 
@@ -33,12 +34,16 @@ _MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(
-    name: str, preprocess: Preprocess | None = None, pooling: str = "gap", int8: bool = False
+    name: str,
+    preprocess: Preprocess | None = None,
+    pooling: str = "gap",
+    scales: tuple[float, ...] = (1.0,),
+    int8: bool = False,
 ) -> Callable[[BackboneFactory], BackboneFactory]:
     """Decorator registering a backbone factory under ``name``."""
 
     def add(build: BackboneFactory) -> BackboneFactory:
-        _MODELS[name] = ModelEntry(name, build, preprocess or Preprocess(), pooling, int8)
+        _MODELS[name] = ModelEntry(name, build, preprocess or Preprocess(), pooling, scales, int8)
         return build
 
     return add
@@ -80,7 +85,11 @@ def create_embedder(
     # Weights given by hand (say, a trained seed_cnn) make another vector space than the
     # default ones: the id says which file, so an index refuses vectors from other weights.
     space = f"{name}@{file_digest(path)}" if path else name
-    embedder = TorchEmbedder(space, backbone, entry.preprocess, pooling or entry.pooling)
+    embedder = TorchEmbedder(
+        space, backbone, entry.preprocess, pooling or entry.pooling, entry.scales
+    )
+    if embedder.scales != (1.0,):  # the exported graph has one input size: PyTorch
+        return embedder
     if runtime == "onnx-int8":  # other vectors than PyTorch's: no fallback
         return OnnxEmbedder(embedder, int8=True)
     if runtime == "onnx" and onnx_available():

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lookalike.embed.whitening import Whitening, learn_whitening
+from lookalike.evaluate.metrics import evaluate_vectors
+
+
+def correlated(n: int, d: int, seed: int = 0) -> np.ndarray:
+    """Vectors with a few strong, correlated directions, as pooled CNN features have."""
+    rng = np.random.default_rng(seed)
+    scales = np.geomspace(10.0, 0.1, d)
+    mixing = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    return ((rng.normal(size=(n, d)) * scales) @ mixing + 5.0).astype(np.float32)
+
+
+def test_plain_whitening_gives_identity_covariance() -> None:
+    x = correlated(2000, 16)
+    w = learn_whitening(x, shrinkage=0.0)
+    z = (x - w.mean) @ w.projection
+    assert np.cov(z, rowvar=False, bias=True) == pytest.approx(np.eye(16), abs=1e-3)
+
+
+def test_apply_is_l2_normalised_float32_and_reduces_dims() -> None:
+    x = correlated(500, 16)
+    w = learn_whitening(x, dims=4)
+    out = w.apply(x[:10])
+    assert (out.dtype, out.shape, w.dim) == (np.float32, (10, 4), 4)
+    assert np.linalg.norm(out, axis=1) == pytest.approx(np.ones(10), abs=1e-5)
+    # The kept directions are the strongest: the first carries most of the raw variance.
+    projected = (x - w.mean) @ w.projection
+    assert np.argmax(np.var(projected * np.sqrt(np.var(projected, axis=0)), axis=0)) == 0
+
+
+def test_shrinkage_guards_fewer_vectors_than_dimensions() -> None:
+    x = correlated(10, 64)  # rank 9 covariance: plain whitening would divide by ~0
+    out = learn_whitening(x).apply(correlated(5, 64, seed=1))
+    assert np.isfinite(out).all()
+    assert np.linalg.norm(out, axis=1) == pytest.approx(np.ones(5), abs=1e-5)
+
+
+def test_whitening_helps_against_dominant_nuisance_directions() -> None:
+    # Four classes apart in 16 dims; four strong random directions hide them from the cosine.
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 10)
+    x = rng.normal(0, 1, (4, 16))[labels] * 0.3 + rng.normal(0, 0.1, (40, 16))
+    x[:, :4] += rng.normal(0, 5.0, (40, 4))
+    x = x.astype(np.float32)
+    names = [str(label) for label in labels]
+    raw = evaluate_vectors(x / np.linalg.norm(x, axis=1, keepdims=True), names).map_at_r
+    whitened = evaluate_vectors(learn_whitening(x).apply(x), names).map_at_r
+    assert raw < 0.2  # about chance (0.1)
+    assert whitened > 2 * raw
+
+
+def test_bytes_round_trip() -> None:
+    w = learn_whitening(correlated(100, 8), dims=6)
+    back = Whitening.from_bytes(w.to_bytes())
+    assert np.array_equal(back.mean, w.mean)
+    assert np.array_equal(back.projection, w.projection)
+    assert back.projection.dtype == np.float32
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError, match="n >= 2"):
+        learn_whitening(np.ones((1, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match="dims"):
+        learn_whitening(correlated(10, 4), dims=5)
+    with pytest.raises(ValueError, match=r"\(n, 4\)"):
+        learn_whitening(correlated(10, 4)).apply(np.ones((2, 3), dtype=np.float32))
