@@ -12,7 +12,7 @@ import numpy as np
 
 from lookalike.embed.embedder import Embedder
 from lookalike.embed.pipeline import EmbeddedFile, default_workers, embed_files
-from lookalike.embed.registry import create_embedder
+from lookalike.embed.registry import create_embedder, runtime_for
 from lookalike.embed.whitening import learn_whitening
 from lookalike.errors import ImageError, LookalikeError, ModelMismatchError
 from lookalike.files.walk import FileEntry, walk_images
@@ -122,7 +122,9 @@ class Index:
     def embedder(self) -> Embedder:
         """The index's model, loaded on first use and checked against the stored vectors."""
         if self._embedder is None:
-            embedder = create_embedder(self.store.model_name, weights=self._weights)
+            embedder = create_embedder(
+                self.store.model_name, self._weights, runtime=runtime_for(self.store.model_id)
+            )
             if embedder.model_id != self.store.model_id:
                 raise ModelMismatchError(
                     f"index vectors were made by {self.store.model_id}, but model "

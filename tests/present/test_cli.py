@@ -175,6 +175,9 @@ def start_indexing(folder: Path, index_dir: Path) -> subprocess.Popen[bytes]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        # PyTorch float32 is the slowest runtime: the run lasts long enough to be interrupted
+        # (int8 ONNX indexes these 96 small images before a second CLI has even started).
+        env={**os.environ, "LOOKALIKE_RUNTIME": "torch"},
     )
 
 

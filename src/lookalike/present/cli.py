@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model for a new index (default: mobilenet_v2)")
     p.add_argument("--weights", default=None, metavar="FILE", help="explicit weights file")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--workers", type=int, default=None, help="decode processes (default: by cores)")
+    p.add_argument("--workers", type=int, default=None, help="decode threads (default: by cores)")
     whiten = p.add_mutually_exclusive_group()
     whiten.add_argument(
         "--whiten",
