@@ -29,9 +29,9 @@ import numpy as np
 from PIL import Image
 
 from lookalike.decode.image import decode_image
-from lookalike.embed import create_embedder
 from lookalike.embed.onnx import default_threads
 from lookalike.embed.pipeline import default_workers, embed_files
+from lookalike.embed.registry import create_embedder
 from lookalike.files.walk import walk_images
 
 SIZE = (3000, 2000)

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.decode.image import decode_image
-from lookalike.embed import create_embedder
 from lookalike.embed.onnx import OnnxEmbedder
+from lookalike.embed.registry import create_embedder
 from lookalike.evaluate.datasets import load_labelled_folder
 from lookalike.evaluate.metrics import evaluate_vectors
 

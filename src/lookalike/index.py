@@ -7,18 +7,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lookalike.embed.embedder import Embedder
 from lookalike.embed.pipeline import EmbeddedFile, default_workers, embed_files
-from lookalike.embed.registry import create_embedder, runtime_for
 from lookalike.embed.whitening import learn_whitening
 from lookalike.errors import ImageError, LookalikeError, ModelMismatchError
 from lookalike.files.walk import FileEntry, walk_images
 from lookalike.search.query import Hit, Query, SearchResult, query_image, query_path
 from lookalike.store import ImageRecord, Store
 from lookalike.store.catalogue import Upsert
+
+if TYPE_CHECKING:  # PyTorch loads with the first model, not with the index: `info`,
+    # `remove`, unchanged re-runs and the web server start without it.
+    from lookalike.embed.embedder import Embedder
 
 Progress = Callable[[int, int], None]  # (files done, files to do)
 Where = Callable[[ImageRecord], bool]  # a search filter: keep the images it accepts
@@ -69,6 +72,8 @@ class Index:
         cls, directory: str | Path, model: str = "mobilenet_v2", weights: str | Path | None = None
     ) -> Index:
         """A new, empty index at ``directory`` whose vectors ``model`` will make."""
+        from lookalike.embed.registry import create_embedder
+
         embedder = create_embedder(model, weights=weights)
         store = Store.create(Path(directory), model, embedder.model_id, embedder.dim)
         return cls(store, embedder, weights)
@@ -122,6 +127,8 @@ class Index:
     def embedder(self) -> Embedder:
         """The index's model, loaded on first use and checked against the stored vectors."""
         if self._embedder is None:
+            from lookalike.embed.registry import create_embedder, runtime_for
+
             embedder = create_embedder(
                 self.store.model_name, self._weights, runtime=runtime_for(self.store.model_id)
             )
@@ -301,7 +308,9 @@ class Index:
             images=len(self),
             skipped=self.store.catalogue.count("skipped"),
             disk_bytes=self.store.disk_bytes(),
-            whitening_dim=self.store.vectors.dim if self.store.vectors.whitening else None,
+            whitening_dim=whitening.dim
+            if (whitening := self.store.catalogue.whitening())
+            else None,
         )
 
     def skipped(self) -> list[tuple[str, str]]:

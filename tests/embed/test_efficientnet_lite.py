@@ -8,9 +8,9 @@ from PIL import Image
 from skimage import data
 from torch import nn
 
-from lookalike.embed import create_embedder
 from lookalike.embed.embedder import TorchEmbedder
 from lookalike.embed.networks.efficientnet_lite import SameConv2d, build, round_filters
+from lookalike.embed.registry import create_embedder
 
 IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 

@@ -10,10 +10,9 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from lookalike.embed import create_embedder
 from lookalike.embed.embedder import TorchEmbedder
 from lookalike.embed.onnx import OnnxEmbedder, onnx_path
-from lookalike.embed.registry import RUNTIMES, runtime_for
+from lookalike.embed.registry import RUNTIMES, create_embedder, runtime_for
 from lookalike.errors import ModelNotFoundError
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.demo import write_photos
-from lookalike.embed import create_embedder
 from lookalike.embed.pipeline import default_workers, embed_files
+from lookalike.embed.registry import create_embedder
 from lookalike.files.walk import FileEntry
 
 

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from skimage import data
 
-from lookalike.embed import create_embedder, list_models
 from lookalike.embed.embedder import TorchEmbedder
 from lookalike.embed.networks.seed_cnn import SeedCNN, seeded_seed_cnn
+from lookalike.embed.registry import create_embedder, list_models
 from lookalike.errors import ModelNotFoundError
 
 

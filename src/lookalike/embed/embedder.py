@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lookalike.embed.pooling import POOLINGS, l2_normalise
+from lookalike.embed.normalise import l2_normalise
+from lookalike.embed.pooling import POOLINGS
 from lookalike.embed.preprocess import Preprocess
 
 

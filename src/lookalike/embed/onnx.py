@@ -23,7 +23,7 @@ from PIL import Image
 
 from lookalike.config import cache_home
 from lookalike.embed.embedder import TorchEmbedder
-from lookalike.embed.pooling import l2_normalise
+from lookalike.embed.normalise import l2_normalise
 from lookalike.embed.preprocess import Preprocess
 
 OPSET = 17

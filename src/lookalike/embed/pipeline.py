@@ -16,13 +16,16 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lookalike.decode.image import DecodedImage, decode_image
-from lookalike.embed.embedder import Embedder
 from lookalike.errors import ImageError
 from lookalike.files.walk import FileEntry
+
+if TYPE_CHECKING:  # PyTorch is imported only when a model is built
+    from lookalike.embed.embedder import Embedder
 
 # Below this many files decoding ahead has nothing to overlap with.
 MIN_FILES_FOR_WORKERS = 8

@@ -100,6 +100,7 @@ class Catalogue:
         )
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, never corrupt
+        self._add_missing_tables()
 
     def initialise(self, meta: dict[str, str]) -> None:
         self.conn.executescript(SCHEMA)  # idempotent; executescript commits on its own
@@ -108,6 +109,12 @@ class Catalogue:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [*meta.items(), ("generation", "0"), ("schema_version", SCHEMA_VERSION)],
             )
+
+    def _add_missing_tables(self) -> None:
+        """Indexes made by an earlier version lack later tables (all optional ones)."""
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
+        if "images" in tables and "whitening" not in tables:
+            self.conn.executescript(SCHEMA)
 
     def close(self) -> None:
         self.conn.close()
