@@ -8,9 +8,9 @@ from PIL import Image
 from skimage import data
 from torch import nn
 
-from lookalike.embed import create_embedder
 from lookalike.embed.embedder import TorchEmbedder
 from lookalike.embed.networks.efficientnet_lite import SameConv2d, build, round_filters
+from lookalike.embed.registry import create_embedder
 
 IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
@@ -18,7 +18,7 @@ IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "efficientnet_lite0"])
 def test_imagenet_classifier_sees_a_cat(name: str) -> None:
     """Weights, layer order and preprocessing are all right only if the cat is a cat."""
-    embedder = create_embedder(name)
+    embedder = create_embedder(name, runtime="torch")
     assert isinstance(embedder, TorchEmbedder)
     network = embedder.backbone
     assert isinstance(network, nn.Module)
@@ -37,7 +37,7 @@ def test_larger_variants_match_their_published_weights(name: str) -> None:
 
 
 def test_lite0_embedder_shape_and_preprocessing() -> None:
-    embedder = create_embedder("efficientnet_lite0")
+    embedder = create_embedder("efficientnet_lite0", runtime="torch")
     assert (embedder.dim, embedder.image_size) == (1280, 224)
     assert embedder.model_id == "efficientnet_lite0-gap-letterbox224"
     assert isinstance(embedder, TorchEmbedder)

@@ -18,7 +18,7 @@ from lookalike.errors import ModelNotFoundError
 
 
 def seed_net() -> RetrievalNet:
-    return RetrievalNet(create_embedder("seed_cnn").backbone, gem_p=2.5)  # type: ignore[attr-defined]
+    return RetrievalNet(create_embedder("seed_cnn", runtime="torch").backbone, gem_p=2.5)  # type: ignore[attr-defined]
 
 
 def photos() -> list[Image.Image]:

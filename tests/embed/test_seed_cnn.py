@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from skimage import data
 
-from lookalike.embed import create_embedder, list_models
 from lookalike.embed.embedder import TorchEmbedder
 from lookalike.embed.networks.seed_cnn import SeedCNN, seeded_seed_cnn
+from lookalike.embed.registry import create_embedder, list_models
 from lookalike.errors import ModelNotFoundError
 
 
@@ -48,7 +48,7 @@ def test_trained_weights_file_changes_vectors_and_model_id(
     trained = seeded_seed_cnn(seed=7)
     path = tmp_path / "seed_cnn.pt"
     torch.save(trained.state_dict(), path)
-    embedder = create_embedder("seed_cnn", weights=path)
+    embedder = create_embedder("seed_cnn", weights=path, runtime="torch")
     assert embedder.model_id.startswith("seed_cnn@") and embedder.model_id.endswith("letterbox128")
     assert isinstance(embedder, TorchEmbedder)
     with torch.inference_mode():
@@ -62,6 +62,6 @@ def test_weights_of_another_network_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.pt"
     torch.save(SeedCNN(widths=(8, 16)).state_dict(), path)
     with pytest.raises(ModelNotFoundError, match="do not fit SeedCNN"):
-        create_embedder("seed_cnn", weights=path)
+        create_embedder("seed_cnn", weights=path, runtime="torch")
     with pytest.raises(ModelNotFoundError, match="not found"):
         create_embedder("seed_cnn", weights=tmp_path / "missing.pt")

@@ -118,7 +118,7 @@ def test_a_pretrained_backbone_learns_only_after_its_frozen_blocks(
     out = tmp_path / "mobilenet"
     assert train(dataset, out, 1, "--freeze", "17", "--views", "1", model="mobilenet_v2") == 0
     assert len(list((tmp_path / "cache").rglob("mobilenet_v2-*.pt"))) == 1  # frozen maps kept
-    pretrained = create_embedder("mobilenet_v2").backbone.state_dict()  # type: ignore[attr-defined]
+    pretrained = create_embedder("mobilenet_v2", runtime="torch").backbone.state_dict()  # type: ignore[attr-defined]
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     frozen = [n for n in pretrained if n.startswith("features.16.") and n.endswith("weight")]
     learnt = [n for n in pretrained if n.startswith("features.17.") and n.endswith("weight")]

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lookalike.embed.pooling import POOLINGS, l2_normalise
+from lookalike.embed.normalise import l2_normalise
+from lookalike.embed.pooling import POOLINGS
 from lookalike.embed.preprocess import Preprocess
 
 
@@ -71,10 +72,10 @@ class TorchEmbedder:
         self.backbone = backbone.eval()
         self.preprocess = preprocess
         self.pooling = pooling
+        self.scales = tuple(float(s) for s in scales)
         self.head: Callable[[torch.Tensor], torch.Tensor] | None = getattr(
             backbone, "forward_head", None
         )
-        self.scales = tuple(float(s) for s in scales)
         self.dim = self._output_dim()
         self.image_size = round(preprocess.decode_side * max(self.scales))
         self.model_id = f"{name}-{pooling}-{preprocess.id}"
@@ -82,19 +83,23 @@ class TorchEmbedder:
             self.model_id += "-ms" + "_".join(f"{s:.3g}" for s in self.scales)
 
     @torch.inference_mode()
-    def feature_map(self, images: Sequence[Image.Image], scale: float = 1.0) -> torch.Tensor:
-        """RGB images at ``scale`` times the preprocessing size -> (n, dim, h, w)."""
-        size = round(self.preprocess.size * scale)
-        preprocess = (
-            self.preprocess if size == self.preprocess.size else replace(self.preprocess, size=size)
-        )
-        return self.backbone.forward_features(torch.from_numpy(preprocess.batch(images)))
-
-    @torch.inference_mode()
     def _output_dim(self) -> int:
         if self.head is None:
             return self.backbone.num_features
         return int(self.head(torch.zeros(1, self.backbone.num_features)).shape[1])
+
+    def batch(self, images: Sequence[Image.Image], scale: float = 1.0) -> np.ndarray:
+        """RGB images at ``scale`` times the preprocessing size -> float32 (n, 3, s, s)."""
+        size = round(self.preprocess.size * scale)
+        preprocess = (
+            self.preprocess if size == self.preprocess.size else replace(self.preprocess, size=size)
+        )
+        return preprocess.batch(images)
+
+    @torch.inference_mode()
+    def feature_map(self, images: Sequence[Image.Image], scale: float = 1.0) -> torch.Tensor:
+        """RGB images at ``scale`` times the preprocessing size -> (n, num_features, h, w)."""
+        return self.backbone.forward_features(torch.from_numpy(self.batch(images, scale)))
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Normalised images (n, 3, H, W) -> vectors (n, dim) before L2 normalisation."""
@@ -105,12 +110,9 @@ class TorchEmbedder:
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        pool = POOLINGS[self.pooling]
-        descriptors = []
-        for scale in self.scales:
-            pooled = pool(self.feature_map(images, scale))
-            descriptors.append((pooled if self.head is None else self.head(pooled)).numpy())
-        return average_scales(descriptors)
+        return average_scales(
+            [self.forward(torch.from_numpy(self.batch(images, s))).numpy() for s in self.scales]
+        )
 
 
 def average_scales(descriptors: Sequence[np.ndarray]) -> np.ndarray:

@@ -122,7 +122,7 @@ def load_model_dir(directory: str | Path) -> TrainedEmbedder:
     weights = (path / WEIGHTS).read_bytes() if (path / WEIGHTS).is_file() else b""
     if hashlib.sha256(weights).hexdigest() != info.weights_sha256:
         raise ModelNotFoundError(f"{path / WEIGHTS} is missing or does not match model.json")
-    backbone = create_embedder(info.architecture).backbone  # type: ignore[attr-defined]
+    backbone = create_embedder(info.architecture, runtime="torch").backbone  # type: ignore[attr-defined]
     net = RetrievalNet(backbone, info.gem_p, info.dim)
     state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)

@@ -124,7 +124,7 @@ def train(
     items = load_labelled_folder(Path(config.dataset))
     split = split_labels([label for _, label in items], config.val_fraction, config.seed)
     train_items, val_items = split.items(items)
-    embedder = create_embedder(config.model)
+    embedder = create_embedder(config.model, runtime="torch")
     if not isinstance(embedder, TorchEmbedder):
         raise LookalikeError(f"model {config.model!r} cannot be trained (not a PyTorch model)")
     net = RetrievalNet(embedder.backbone, config.gem_p, config.dim)  # type: ignore[arg-type]
