@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,20 @@ from lookalike.demo import write_photos
 
 # A handful of distinct real photos keeps the suite fast; the demo has 16.
 PHOTO_NAMES = ("astronaut", "camera", "chelsea", "coffee", "coins", "rocket", "retina", "moon")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One derived-file cache for the session (exported ONNX models are costly to make), kept
+    out of the user's own ~/.cache; subprocesses inherit it through the environment."""
+    cache = tmp_path_factory.mktemp("cache")
+    previous = os.environ.get("LOOKALIKE_CACHE")
+    os.environ["LOOKALIKE_CACHE"] = str(cache)
+    yield cache
+    if previous is None:
+        del os.environ["LOOKALIKE_CACHE"]
+    else:
+        os.environ["LOOKALIKE_CACHE"] = previous
 
 
 @pytest.fixture(scope="session")
@@ -47,14 +61,13 @@ def built_index(photo_library: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture
 def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run the real `lookalike` command in a subprocess, with a private cache and config."""
+    """Run the real `lookalike` command in a subprocess, with no user config or index."""
 
     def run(
         *args: str, stdin: bytes | str | None = None, check: bool = False
     ) -> subprocess.CompletedProcess[str]:
         env = dict(
             os.environ,
-            LOOKALIKE_CACHE=str(tmp_path / "cache"),
             LOOKALIKE_CONFIG=str(tmp_path / "no-config.toml"),
         )
         env.pop("LOOKALIKE_INDEX", None)
@@ -74,11 +87,11 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
 
 
 @pytest.fixture
-def shared_tmp() -> Path:
+def shared_tmp() -> Iterator[Path]:
     """A folder any user may enter (tmp_path is private to root when tests run as root)."""
     folder = Path(tempfile.mkdtemp(prefix="lookalike-test-", dir="/tmp"))
     folder.chmod(0o755)
-    yield folder  # type: ignore[misc]
+    yield folder
     shutil.rmtree(folder, ignore_errors=True)
 
 

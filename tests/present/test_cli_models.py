@@ -18,7 +18,7 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "coins", "rocket", "camera")
 
 
 def lookalike(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LOOKALIKE_CACHE": str(cwd / "cache"), "LOOKALIKE_CONFIG": "/nonexistent"}
+    env = {**os.environ, "LOOKALIKE_CONFIG": "/nonexistent"}
     return subprocess.run(
         [sys.executable, "-m", "lookalike.present.cli", *args],
         capture_output=True,
