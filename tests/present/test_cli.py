@@ -279,3 +279,17 @@ def test_progress_bar_on_a_terminal_only(photos: Path, tmp_path: Path, run_cli: 
     assert piped.stdout.startswith("added 0, updated 0, removed 0, unchanged 8")
     quiet = run_cli("index", str(photos), "--index", idx, "--quiet", check=True)
     assert (quiet.stdout, quiet.stderr) == ("", "")
+
+
+def test_commands_that_need_no_model_do_not_import_pytorch(built_index: Path) -> None:
+    """`info`, `remove`, unchanged re-runs and `serve`'s start-up stay quick: no PyTorch."""
+    probe = (
+        "import sys; from lookalike.present.cli import build_parser, main; build_parser(); "
+        f"main(['info', '--index', {str(built_index)!r}]); "
+        "sys.exit(3 if 'torch' in sys.modules else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, "importing the CLI (or running info) loaded PyTorch"
+    assert "images    8" in result.stdout

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lookalike.train.losses import LOSSES, MultiSimilarityLoss, ProxyAnchorLoss, create_loss
+from lookalike.train import LOSSES
+from lookalike.train.losses import MultiSimilarityLoss, ProxyAnchorLoss, create_loss
 
 N_CLASSES, DIM, PER_CLASS = 4, 8, 5
 

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from lookalike.config import Settings
-from lookalike.train.loop import TrainConfig, train
-from lookalike.train.losses import LOSSES
+from lookalike.train import LOSSES
 
 MODELS = ("seed_cnn", "mobilenet_v2", "efficientnet_lite0")
 
@@ -68,6 +67,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
+    from lookalike.train.loop import TrainConfig, train  # PyTorch: only when training
+
     quiet = getattr(args, "quiet", False)
     given = {
         name: getattr(args, name)

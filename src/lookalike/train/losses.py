@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lookalike.train import LOSSES
+
 
 def _log1p_sum_exp(x: torch.Tensor, keep: torch.Tensor, dim: int) -> torch.Tensor:
     """``log(1 + sum(exp(x)))`` over the entries where ``keep``, computed stably."""
@@ -99,9 +101,6 @@ class MeanSquaredErrorLoss(nn.Module):
         probabilities = self.fully_connected(embeddings).softmax(dim=1)
         one_hot = F.one_hot(labels, probabilities.shape[1]).to(probabilities.dtype)
         return F.mse_loss(probabilities, one_hot)
-
-
-LOSSES = ("multi_similarity", "proxy_anchor", "mse")
 
 
 def create_loss(name: str, n_classes: int, dim: int) -> nn.Module:
