@@ -74,7 +74,7 @@ def main() -> None:
         help="only compute and cache these sets' features (to run sets in parallel), no table",
     )
     args = parser.parse_args()
-    base = create_embedder("mobilenet_v2")
+    base = create_embedder("mobilenet_v2", runtime="torch")
     assert isinstance(base, TorchEmbedder)
     embedders = {mode: replace_mode(base, mode) for mode in ("letterbox", "crop", "squash")}
     decode_side = max(embedders[m].preprocess.decode_side * s for m, s in PASSES)

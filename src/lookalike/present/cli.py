@@ -21,7 +21,7 @@ MAX_SKIPPED_SHOWN = 20
 
 # Commands that live beside their feature: each module has ``add_parser(sub, common)`` that
 # adds its subparser and sets ``run=function(args, settings) -> exit code``.
-FEATURE_COMMANDS: tuple[str, ...] = ("lookalike.evaluate.cli",)
+FEATURE_COMMANDS: tuple[str, ...] = ("lookalike.evaluate.cli", "lookalike.present.web.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,7 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model for a new index (default: mobilenet_v2)")
     p.add_argument("--weights", default=None, metavar="FILE", help="explicit weights file")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--workers", type=int, default=None, help="decode processes (default: by cores)")
+    p.add_argument("--workers", type=int, default=None, help="decode threads (default: by cores)")
+    whiten = p.add_mutually_exclusive_group()
+    whiten.add_argument(
+        "--whiten",
+        nargs="?",
+        const=0,
+        type=int,
+        metavar="DIMS",
+        help="then learn PCA-whitening from the index's own vectors (optionally keeping DIMS)",
+    )
+    whiten.add_argument("--no-whiten", action="store_true", help="drop a learned whitening")
     p.set_defaults(run=run_index)
 
     p = sub.add_parser("search", parents=[common], help="find the images most like each query")
@@ -117,7 +127,7 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
     quiet = getattr(args, "quiet", False)
     model = getattr(args, "model", None)
     with (
-        Index.open_or_create(settings.index, model, args.weights) as index,
+        Index.open_or_create(settings.index, model, args.weights, settings.model) as index,
         progress_bar(quiet) as progress,
     ):
         report = index.add(
@@ -126,8 +136,14 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
             batch_size=settings.batch_size,
             workers=settings.workers or None,
         )
+        if args.whiten is not None:
+            learned_from = index.learn_whitening(args.whiten or None)
+        elif args.no_whiten:
+            index.drop_whitening()
     if not quiet:
         print_report(report)
+        if args.whiten is not None:
+            print(f"whitening learned from {learned_from} vectors")
     return 0
 
 
@@ -165,6 +181,8 @@ def run_info(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(out))
         return 0
     print(f"index     {info.directory}\nmodel     {info.model} ({info.model_id}, {info.dim} dims)")
+    if info.whitening_dim:
+        print(f"whitening PCA-whitened to {info.whitening_dim} dims, learned from the index")
     print(f"images    {info.images}\nskipped   {info.skipped}")
     print(f"disk      {info.disk_bytes / 1e6:.1f} MB")
     for path, reason in skipped:

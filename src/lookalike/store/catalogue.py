@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.embed.whitening import Whitening
+
 SCHEMA_VERSION = "1"
 
 SCHEMA = """
@@ -43,6 +45,8 @@ CREATE TABLE IF NOT EXISTS vectors (
 CREATE INDEX IF NOT EXISTS vectors_generation ON vectors (generation);
 CREATE TABLE IF NOT EXISTS removed (id INTEGER NOT NULL, generation INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS removed_generation ON removed (generation);
+-- A learned transform of the stored vectors (PCA-whitening), applied to them and to queries.
+CREATE TABLE IF NOT EXISTS whitening (one INTEGER PRIMARY KEY CHECK (one = 1), data BLOB NOT NULL);
 """
 
 
@@ -96,6 +100,7 @@ class Catalogue:
         )
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, never corrupt
+        self._add_missing_tables()
 
     def initialise(self, meta: dict[str, str]) -> None:
         self.conn.executescript(SCHEMA)  # idempotent; executescript commits on its own
@@ -104,6 +109,12 @@ class Catalogue:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [*meta.items(), ("generation", "0"), ("schema_version", SCHEMA_VERSION)],
             )
+
+    def _add_missing_tables(self) -> None:
+        """Indexes made by an earlier version lack later tables (all optional ones)."""
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
+        if "images" in tables and "whitening" not in tables:
+            self.conn.executescript(SCHEMA)
 
     def close(self) -> None:
         self.conn.close()
@@ -165,6 +176,10 @@ class Catalogue:
         )
         for row in rows:
             yield ImageRecord(*row)
+
+    def whitening(self) -> Whitening | None:
+        row = self.conn.execute("SELECT data FROM whitening").fetchone()
+        return Whitening.from_bytes(row[0]) if row else None
 
     def vector(self, image_id: int) -> np.ndarray | None:
         row = self.conn.execute("SELECT vector FROM vectors WHERE id = ?", (image_id,)).fetchone()
@@ -248,6 +263,26 @@ class Catalogue:
                             (row[0], generation),
                         )
             tx.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
+        return generation
+
+    def set_whitening(self, whitening: Whitening | None) -> int:
+        """Store (or drop) the whitening; returns the new generation.
+
+        Every vector in the index changes with it, so the removal log restarts here: a vector
+        index from before cannot be patched and rebuilds from the stored vectors.
+        """
+        with self.transaction() as tx:
+            generation = self.generation() + 1
+            tx.execute("DELETE FROM whitening")
+            if whitening is not None:
+                tx.execute(
+                    "INSERT INTO whitening (one, data) VALUES (1, ?)", (whitening.to_bytes(),)
+                )
+            tx.execute("DELETE FROM removed")
+            tx.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [("generation", str(generation)), ("removed_log_since", str(generation))],
+            )
         return generation
 
     def prune_removal_log(self, upto: int) -> None:

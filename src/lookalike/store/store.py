@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.embed.whitening import Whitening
 from lookalike.errors import IndexNotFoundError, LookalikeError
 from lookalike.store.catalogue import Catalogue, ImageRecord, Upsert
 from lookalike.store.lock import WriterLock
@@ -134,6 +135,21 @@ class Store:
             finally:
                 lock.release()
                 self._lock = None
+
+    def set_whitening(self, whitening: Whitening | None) -> int:
+        """Store a whitening learned from this index's vectors (None drops it)."""
+        if self._lock is None:
+            raise RuntimeError("Store.set_whitening needs the writer lock")
+        if whitening is not None and whitening.mean.shape != (self.dim,):
+            raise ValueError(
+                f"whitening is for {whitening.mean.shape} vectors, index has {self.dim}"
+            )
+        return self.catalogue.set_whitening(whitening)
+
+    def all_vectors(self) -> np.ndarray:
+        """Every stored (raw) vector, float32 (n, dim)."""
+        chunks = [v for _, v in self.catalogue.vectors_since(0)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
 
     def write(self, upserts: Iterable[Upsert], removals: Iterable[str] = ()) -> int:
         """One transaction of inserts/updates/removals; returns the new generation."""

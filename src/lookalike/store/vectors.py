@@ -14,17 +14,28 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from lookalike.embed.whitening import Whitening
 from lookalike.store.catalogue import Catalogue
 
 FILE_PATTERN = re.compile(r"^vectors-(\d+)\.faiss$")
 
 
 class VectorIndex:
-    """An in-memory ``IndexIDMap2(IndexFlatIP)`` kept in step with a catalogue."""
+    """An in-memory ``IndexIDMap2(IndexFlatIP)`` kept in step with a catalogue.
 
-    def __init__(self, dim: int) -> None:
-        self.dim = dim
-        self.index: faiss.Index = new_flat_index(dim)
+    With a whitening stored in the catalogue, the index holds whitened vectors and whitens
+    queries the same way; the catalogue keeps the raw ones.
+    """
+
+    def __init__(self, dim: int, whitening: Whitening | None = None) -> None:
+        self.raw_dim = dim
+        self._reset(whitening)
+
+    def _reset(self, whitening: Whitening | None) -> None:
+        """Empty, at generation 0, holding vectors transformed by ``whitening``."""
+        self.whitening = whitening
+        self.dim = whitening.dim if whitening else self.raw_dim
+        self.index: faiss.Index = new_flat_index(self.dim)
         self.generation = 0
 
     def __len__(self) -> int:
@@ -33,7 +44,7 @@ class VectorIndex:
     @classmethod
     def load(cls, directory: Path, dim: int, catalogue: Catalogue) -> VectorIndex:
         """The newest saved file, brought up to the catalogue's generation."""
-        vectors = cls(dim)
+        vectors = cls(dim, catalogue.whitening())
         saved = saved_generations(directory)
         if (
             saved
@@ -51,27 +62,30 @@ class VectorIndex:
         if target == self.generation:
             return False
         if self.generation < catalogue.removal_log_since():  # log incomplete: start over
-            self.index = new_flat_index(self.dim)
-            self.generation = 0
+            self._reset(catalogue.whitening())
         stale = catalogue.ids_changed_since(self.generation)
         if len(stale):
             self.index.remove_ids(stale)  # type: ignore[arg-type]  # the wrapper takes arrays
         for ids, vectors in catalogue.vectors_since(self.generation):
-            self.index.add_with_ids(vectors, ids)
+            self.index.add_with_ids(self._transform(vectors), ids)
         self.generation = target
         return True
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """float32 (n, dim) -> (scores float32 (n, k), ids int64 (n, k)); id -1 pads."""
+        """Raw float32 (n, raw_dim) -> (scores float32 (n, k), ids int64 (n, k)); id -1 pads."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise ValueError(f"queries must be (n, {self.dim}), got {queries.shape}")
+        if queries.ndim != 2 or queries.shape[1] != self.raw_dim:
+            raise ValueError(f"queries must be (n, {self.raw_dim}), got {queries.shape}")
+        queries = self._transform(queries)
         k = max(1, min(k, len(self)))
         if len(self) == 0:
             n = len(queries)
             return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
         scores, ids = self.index.search(queries, k)
         return scores, ids
+
+    def _transform(self, vectors: np.ndarray) -> np.ndarray:
+        return self.whitening.apply(vectors) if self.whitening else vectors
 
     def save(self, directory: Path) -> None:
         """Write ``vectors-<generation>.faiss`` atomically, then delete older files."""

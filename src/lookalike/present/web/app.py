@@ -1,0 +1,354 @@
+"""The FastAPI app: a REST API and the one-page UI over one shared, read-only Index.
+
+Searches run on a thread pool sized to the machine; the model loads in the background
+(``/health`` says when it is ready). The catalogue is read live and the vectors follow
+writes made by other processes (``lookalike index``) on each search, so no restart is needed.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from lookalike import __version__
+from lookalike.errors import (
+    ImageError,
+    IndexLockedError,
+    IndexNotFoundError,
+    LookalikeError,
+)
+from lookalike.present.web.files import THUMBNAIL_SIZES, servable_path
+from lookalike.present.web.jobs import Job
+from lookalike.present.web.query import Box, Filters
+from lookalike.present.web.schemas import (
+    AddRequest,
+    CollectionOut,
+    ErrorOut,
+    Features,
+    Health,
+    HitOut,
+    ImageOut,
+    JobOut,
+    SearchOut,
+    Stats,
+)
+from lookalike.present.web.security import TokenGate, UploadLimit
+from lookalike.present.web.service import MODEL_WAIT_S, ServerConfig, Service
+from lookalike.search.query import Hit
+from lookalike.store import ImageRecord
+
+MAX_K = 200
+STATIC = importlib.resources.files("lookalike.present.web") / "static"
+
+DESCRIPTION = """Search an image index by example.
+
+* **By image**: `POST /api/search` with the image as multipart field `image`.
+* **By indexed image**: `GET /api/images/{id}/similar`.
+* **By region**: either of the above with `x`, `y`, `w`, `h` (pixels of the original image,
+  after EXIF orientation): the region is cropped and searched for.
+* `k` and the filters `folder` (path prefix), `taken_after` / `taken_before` (EXIF capture
+  day, inclusive) and `min_width` / `min_height` apply to every search.
+
+Not available in this version, and so absent rather than faked: **text search** (it needs a
+text-image model such as CLIP, which lookalike does not ship), **near-duplicate groups** and
+**explain** overlays. `/health` and `/api/stats` list them under `features` as `false`.
+"""
+
+
+# query parameters shared by the search routes
+K = Annotated[int, Query(ge=1, le=MAX_K, description="results wanted")]
+Folder = Annotated[str | None, Query(description="only results under this folder")]
+After = Annotated[date | None, Query(description="taken on or after this day (EXIF)")]
+Before = Annotated[date | None, Query(description="taken on or before this day (EXIF)")]
+MinSide = Annotated[int, Query(ge=0, description="pixels")]
+Coord = Annotated[int | None, Query(ge=0, description="region, original pixels")]
+
+
+def filter_params(
+    folder: Folder = None,
+    taken_after: After = None,
+    taken_before: Before = None,
+    min_width: MinSide = 0,
+    min_height: MinSide = 0,
+) -> Filters:
+    return Filters(folder, taken_after, taken_before, min_width, min_height)
+
+
+def region_params(x: Coord = None, y: Coord = None, w: Coord = None, h: Coord = None) -> Box | None:
+    """The region to search for, if one is given (all four of x, y, w, h)."""
+    if x is None and y is None and w is None and h is None:
+        return None
+    if x is None or y is None or w is None or h is None:
+        raise HTTPException(422, "a region needs all of x, y, w and h")
+    return Box(x, y, w, h)
+
+
+FilterParams = Annotated[Filters, Depends(filter_params)]
+RegionParams = Annotated[Box | None, Depends(region_params)]
+
+
+def error_status(exc: LookalikeError) -> int:
+    """The HTTP status of a library error."""
+    if isinstance(exc, IndexLockedError):
+        return 409
+    if isinstance(exc, IndexNotFoundError):
+        return 404
+    if isinstance(exc, ImageError):
+        return 415
+    return 400
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    """The app over the index at ``config.index_dir`` (raises IndexNotFoundError if none)."""
+    service = Service(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loader = threading.Thread(target=service.load_model, name="load-model", daemon=True)
+        loader.start()
+        yield
+        loader.join(MODEL_WAIT_S)  # PyTorch aborts the process if it exits mid-load
+        service.close()
+
+    app = FastAPI(
+        title="lookalike",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 413: {"model": ErrorOut}},
+    )
+    app.state.service = service
+
+    @app.exception_handler(LookalikeError)
+    async def library_error(request: Request, exc: LookalikeError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=error_status(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "internal server error"}, status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        return JSONResponse({"error": "; ".join(problems)}, status_code=422)
+
+    def urls(image_id: int) -> dict[str, str]:
+        return {
+            "thumbnail_url": f"/api/images/{image_id}/thumbnail",
+            "original_url": f"/api/images/{image_id}/original",
+        }
+
+    def search_out(hits: list[Hit], k: int, started: float) -> SearchOut:
+        return SearchOut(
+            k=k,
+            took_ms=round((time.perf_counter() - started) * 1000, 1),
+            results=[
+                HitOut(
+                    id=h.id,
+                    path=h.path,
+                    score=round(h.score, 6),
+                    width=h.width,
+                    height=h.height,
+                    **urls(h.id),
+                )
+                for h in hits
+            ],
+        )
+
+    def image_out(r: ImageRecord) -> ImageOut:
+        return ImageOut(
+            id=r.id,
+            path=r.path,
+            width=r.width,
+            height=r.height,
+            format=r.format,
+            taken_at=r.taken_at,
+            **urls(r.id),
+        )
+
+    @app.get("/health", tags=["status"])
+    async def health() -> Health:
+        """Whether the model is loaded; cheap enough to poll."""
+        status = (
+            "loading" if not service.ready.is_set() else "error" if service.load_error else "ready"
+        )
+        return Health(
+            status=status,  # type: ignore[arg-type]
+            error=service.load_error,
+            images=await run_in_threadpool(service.index.store.count),
+            version=__version__,
+            features=Features(),
+        )
+
+    @app.get("/api/stats", tags=["status"])
+    async def stats() -> Stats:
+        """What the index holds."""
+        info = await run_in_threadpool(service.index.info)
+        return Stats(index=info, thumbnail_sizes=list(THUMBNAIL_SIZES), features=Features())
+
+    # search
+
+    @app.post("/api/search", tags=["search"], responses={415: {"model": ErrorOut}})
+    async def search_upload(
+        image: Annotated[UploadFile, File(description="the query image")],
+        filters: FilterParams,
+        box: RegionParams,
+        k: K = 20,
+    ) -> SearchOut:
+        """Images most like an uploaded one (or like a region of it)."""
+        started = time.perf_counter()
+        data = await image.read()
+        hits = await service.run(service.search, data, box, k, filters, False)
+        return search_out(hits, k, started)
+
+    @app.get("/api/images/{image_id:int}/similar", tags=["search"])
+    async def search_indexed(
+        image_id: int,
+        filters: FilterParams,
+        box: RegionParams,
+        k: K = 20,
+        exclude_self: Annotated[bool, Query(description="leave the image itself out")] = False,
+    ) -> SearchOut:
+        """Images most like an indexed one (its stored vector), or like a region of it."""
+        started = time.perf_counter()
+        record = await run_in_threadpool(service.record, image_id)
+        source = servable_path(record) if box else record.path
+        if source is None:
+            raise HTTPException(404, f"image {image_id} is no longer readable")
+        hits = await service.run(service.search, source, box, k, filters, exclude_self and not box)
+        return search_out(hits, k, started)
+
+    # the collection and its files
+
+    @app.get("/api/images", tags=["images"])
+    async def list_images(
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        folder: Folder = None,
+    ) -> CollectionOut:
+        """The indexed images in the order they were added."""
+        records = await run_in_threadpool(service.collection)
+        if folder:
+            keep = Filters(folder=folder)
+            records = [r for r in records if keep.accepts(r)]
+        return CollectionOut(
+            total=len(records),
+            offset=offset,
+            items=[image_out(r) for r in records[offset : offset + limit]],
+        )
+
+    @app.get("/api/images/{image_id:int}", tags=["images"])
+    async def get_image(image_id: int) -> ImageOut:
+        return image_out(await run_in_threadpool(service.record, image_id))
+
+    @app.get(
+        "/api/images/{image_id:int}/thumbnail",
+        tags=["images"],
+        response_class=FileResponse,
+        responses={200: {"content": {"image/jpeg": {}}}},
+    )
+    def thumbnail(
+        image_id: int,
+        size: Annotated[
+            int, Query(description=f"longer side, pixels: one of {THUMBNAIL_SIZES}")
+        ] = 256,
+    ) -> FileResponse:
+        """A JPEG thumbnail, made once and cached beside the index."""
+        if size not in THUMBNAIL_SIZES:
+            raise HTTPException(422, f"size: must be one of {', '.join(map(str, THUMBNAIL_SIZES))}")
+        source = servable_path(service.record(image_id))
+        if source is None:
+            raise HTTPException(404, f"image {image_id} is no longer readable")
+        try:
+            path = service.thumbnails.get(image_id, source, size)
+        except (ImageError, OSError) as exc:
+            raise HTTPException(404, f"image {image_id} is no longer readable") from exc
+        return FileResponse(
+            path, media_type="image/jpeg", headers={"cache-control": "private, max-age=300"}
+        )
+
+    @app.get("/api/images/{image_id:int}/original", tags=["images"], response_class=FileResponse)
+    def original(image_id: int) -> FileResponse:
+        """The indexed file itself (only files that are in the index, looked up by id)."""
+        source = servable_path(service.record(image_id))
+        if source is None:
+            raise HTTPException(404, f"image {image_id} is no longer readable")
+        return FileResponse(source, content_disposition_type="inline")
+
+    # adding to the index
+
+    def job_out(job: Job) -> JobOut:
+        report = job.report
+        return JobOut(
+            id=job.id,
+            status=job.status,  # type: ignore[arg-type]
+            paths=job.paths,
+            done=job.done,
+            total=job.total,
+            error=job.error,
+            **(
+                {
+                    "added": report.added,
+                    "updated": report.updated,
+                    "removed": report.removed,
+                    "unchanged": report.unchanged,
+                    "skipped": len(report.skipped),
+                }
+                if report
+                else {}
+            ),
+        )
+
+    @app.post("/api/jobs", tags=["index"], status_code=202, responses={409: {"model": ErrorOut}})
+    def add_paths(request: AddRequest) -> JobOut:
+        """Index files or folders in the background; poll ``/api/jobs/{id}`` for progress.
+        409 while another writer (a job, or ``lookalike index``) holds the index."""
+        return job_out(service.jobs.start(request.paths))
+
+    @app.get("/api/jobs/{job_id}", tags=["index"])
+    def get_job(job_id: str) -> JobOut:
+        job = service.jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        return job_out(job)
+
+    # the page
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(str(STATIC / "index.html"), headers={"cache-control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes)
+    if config.token:
+        app.add_middleware(TokenGate, token=config.token)
+    # Outermost (added last): preflight requests carry no token and must still be answered.
+    if config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    return app

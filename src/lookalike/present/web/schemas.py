@@ -1,0 +1,88 @@
+"""The JSON bodies of the REST API; they make its OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from lookalike.index import IndexInfo
+
+
+class Features(BaseModel):
+    text_search: bool = False
+    duplicates: bool = False
+    explain: bool = False
+    region_search: bool = True
+    add_jobs: bool = True
+
+
+class Health(BaseModel):
+    status: Literal["loading", "ready", "error"] = Field(
+        description="loading while the model loads; searches wait for it"
+    )
+    error: str | None = None
+    images: int
+    version: str
+    features: Features
+
+
+class HitOut(BaseModel):
+    id: int
+    path: str
+    score: float = Field(description="cosine similarity, 1.0 = same image")
+    width: int | None
+    height: int | None
+    thumbnail_url: str
+    original_url: str
+
+
+class SearchOut(BaseModel):
+    k: int
+    took_ms: float
+    results: list[HitOut]
+
+
+class ImageOut(BaseModel):
+    id: int
+    path: str
+    width: int | None
+    height: int | None
+    format: str | None
+    taken_at: str | None
+    thumbnail_url: str
+    original_url: str
+
+
+class CollectionOut(BaseModel):
+    total: int
+    offset: int
+    items: list[ImageOut]
+
+
+class Stats(BaseModel):
+    index: IndexInfo
+    thumbnail_sizes: list[int]
+    features: Features
+
+
+class AddRequest(BaseModel):
+    paths: list[str] = Field(description="absolute files or folders on the server's disk")
+
+
+class JobOut(BaseModel):
+    id: str
+    status: Literal["running", "done", "failed"]
+    paths: list[str]
+    done: int
+    total: int | None
+    added: int | None = None
+    updated: int | None = None
+    removed: int | None = None
+    unchanged: int | None = None
+    skipped: int | None = None
+    error: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: str

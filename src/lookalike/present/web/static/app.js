@@ -1,0 +1,491 @@
+// lookalike's page: plain JavaScript over the REST API (see /docs), no build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const PAGE = 120; // collection thumbnails per "Show more"
+const KEY_STEP = 0.02; // a key press moves or resizes the region by 2% of the image
+
+const state = {
+  query: null, // {kind: "file", blob, name} or {kind: "id", id, path, width, height}
+  box: null, // region as fractions of the shown image {x, y, w, h}, or null
+  objectUrl: null,
+  searchSeq: 0,
+  collectionOffset: 0,
+  collectionTotal: 0,
+};
+
+// ---- talking to the server ----
+
+async function api(url, options) {
+  const res = await fetch(url, options);
+  const isJson = (res.headers.get("content-type") || "").includes("json");
+  const body = isJson ? await res.json() : null;
+  if (!res.ok) {
+    const error = new Error((body && body.error) || `${res.status} ${res.statusText}`);
+    error.status = res.status;
+    throw error;
+  }
+  return body;
+}
+
+let toastTimer = 0;
+function toast(message) {
+  const el = $("toast");
+  el.textContent = message;
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { el.hidden = true; }, 6000);
+}
+
+function setStatus(kind, text) {
+  $("status").className = `status ${kind}`;
+  $("status-text").textContent = text;
+}
+
+async function pollHealth() {
+  try {
+    const health = await api("/health");
+    if (health.status === "loading") {
+      setStatus("loading", `${health.images} images · loading the model…`);
+      setTimeout(pollHealth, 700);
+      return;
+    }
+    if (health.status === "error") {
+      setStatus("error", `model failed: ${health.error}`);
+      return;
+    }
+    await refreshStats();
+  } catch (error) {
+    setStatus("error", error.status === 401 ? "token needed: open this page with ?token=…" : error.message);
+  }
+}
+
+async function refreshStats() {
+  const stats = await api("/api/stats");
+  setStatus("ready", `${stats.index.images.toLocaleString()} images · ${stats.index.model}`);
+}
+
+// ---- choosing a query ----
+
+function pickFile() { $("file").click(); }
+
+function setFileQuery(file) {
+  state.query = { kind: "file", blob: file, name: file.name || "pasted image" };
+  if (state.objectUrl) URL.revokeObjectURL(state.objectUrl);
+  state.objectUrl = URL.createObjectURL(file);
+  if (location.hash) history.pushState(null, "", location.pathname + location.search);
+  showQuery(state.objectUrl, `${state.query.name} · ${formatBytes(file.size)}`);
+  search();
+}
+
+async function setIdQuery(id) {
+  try {
+    const image = await api(`/api/images/${id}`);
+    state.query = { kind: "id", id: image.id, path: image.path, width: image.width, height: image.height };
+    showQuery(`${image.thumbnail_url}?size=512`, `${image.path} · ${image.width}×${image.height}`);
+    showView("search");
+    search();
+  } catch (error) {
+    toast(error.message);
+  }
+}
+
+function showQuery(src, caption) {
+  $("drop").hidden = true;
+  $("query").hidden = false;
+  $("query-img").src = src;
+  $("query-img").alt = `Query: ${caption}`;
+  $("query-caption").textContent = caption;
+  setBox(null);
+}
+
+function idFromHash() {
+  const match = /^#id=(\d+)$/.exec(location.hash);
+  return match ? Number(match[1]) : null;
+}
+
+function searchById(id) {
+  if (idFromHash() === id) setIdQuery(id); // same hash: no hashchange event comes
+  else location.hash = `id=${id}`;
+}
+
+// ---- the region box ----
+
+function setBox(box) {
+  state.box = box;
+  const el = $("box");
+  el.hidden = !box;
+  $("region-search").disabled = !box;
+  $("region-clear").disabled = !box;
+  if (box) {
+    Object.assign(el.style, {
+      left: `${box.x * 100}%`, top: `${box.y * 100}%`,
+      width: `${box.w * 100}%`, height: `${box.h * 100}%`,
+    });
+  }
+}
+
+function clamp(v, lo, hi) { return Math.min(hi, Math.max(lo, v)); }
+
+// The box in the original image's pixels (after EXIF orientation), as the API wants it.
+function boxInPixels() {
+  const q = state.query;
+  const img = $("query-img");
+  const width = q.kind === "file" ? img.naturalWidth : q.width;
+  const height = q.kind === "file" ? img.naturalHeight : q.height;
+  const x = Math.round(state.box.x * width);
+  const y = Math.round(state.box.y * height);
+  return {
+    x, y,
+    w: clamp(Math.round(state.box.w * width), 8, width - x),
+    h: clamp(Math.round(state.box.h * height), 8, height - y),
+  };
+}
+
+function pointerFraction(event) {
+  const rect = $("query-img").getBoundingClientRect();
+  return {
+    x: clamp((event.clientX - rect.left) / rect.width, 0, 1),
+    y: clamp((event.clientY - rect.top) / rect.height, 0, 1),
+  };
+}
+
+function setupRegionDrawing() {
+  const stage = $("stage");
+  let start = null;
+  stage.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    start = pointerFraction(event);
+    stage.setPointerCapture(event.pointerId);
+    setBox({ ...start, w: 0, h: 0 });
+    event.preventDefault();
+  });
+  stage.addEventListener("pointermove", (event) => {
+    if (!start) return;
+    const p = pointerFraction(event);
+    setBox({
+      x: Math.min(start.x, p.x), y: Math.min(start.y, p.y),
+      w: Math.abs(p.x - start.x), h: Math.abs(p.y - start.y),
+    });
+  });
+  const finish = () => {
+    if (!start) return;
+    start = null;
+    if (!state.box || state.box.w < 0.03 || state.box.h < 0.03) setBox(null); // a click, not a box
+    else search();
+  };
+  stage.addEventListener("pointerup", finish);
+  stage.addEventListener("pointercancel", finish);
+
+  stage.addEventListener("keydown", (event) => {
+    const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+    if (event.key in moves) {
+      const [dx, dy] = moves[event.key].map((v) => v * KEY_STEP);
+      const b = state.box || { x: 0.25, y: 0.25, w: 0.5, h: 0.5 };
+      if (!state.box) setBox(b);
+      else if (event.shiftKey) {
+        const w = clamp(b.w + dx, 0.05, 1 - b.x);
+        const h = clamp(b.h + dy, 0.05, 1 - b.y);
+        setBox({ ...b, w, h });
+      } else {
+        setBox({ ...b, x: clamp(b.x + dx, 0, 1 - b.w), y: clamp(b.y + dy, 0, 1 - b.h) });
+      }
+      event.preventDefault();
+    } else if (event.key === "Enter" && state.box) {
+      search();
+      event.preventDefault();
+    } else if (event.key === "Escape" && state.box) {
+      setBox(null);
+      search();
+      event.preventDefault();
+    }
+  });
+}
+
+// ---- searching ----
+
+function searchParams() {
+  const params = new URLSearchParams({ k: $("k").value });
+  const filters = {
+    folder: $("f-folder").value.trim(),
+    min_width: $("f-min-width").value,
+    min_height: $("f-min-height").value,
+    taken_after: $("f-after").value,
+    taken_before: $("f-before").value,
+  };
+  for (const [name, value] of Object.entries(filters)) if (value) params.set(name, value);
+  if (state.box) for (const [name, value] of Object.entries(boxInPixels())) params.set(name, value);
+  return params;
+}
+
+async function search() {
+  const q = state.query;
+  if (!q) return;
+  const seq = ++state.searchSeq;
+  const results = $("results");
+  results.classList.add("loading");
+  $("summary").textContent = "Searching…";
+  try {
+    const params = searchParams();
+    let out;
+    if (q.kind === "file") {
+      const form = new FormData();
+      form.append("image", q.blob, q.name);
+      out = await api(`/api/search?${params}`, { method: "POST", body: form });
+    } else {
+      if (!state.box) params.set("exclude_self", "true"); // it is shown as the query already
+      out = await api(`/api/images/${q.id}/similar?${params}`);
+    }
+    if (seq !== state.searchSeq) return; // a newer search has started: drop this one
+    const what = state.box ? "the marked region" : "this image";
+    $("summary").innerHTML = "";
+    $("summary").append(
+      bold(out.results.length), ` images most like ${what}`, ` · ${Math.round(out.took_ms)} ms`,
+    );
+    $("grid").replaceChildren(...out.results.map((hit, i) => card(hit, i + 1)));
+  } catch (error) {
+    if (seq !== state.searchSeq) return;
+    $("summary").textContent = `No results: ${error.message}`;
+    $("grid").replaceChildren();
+    toast(error.message);
+  } finally {
+    if (seq === state.searchSeq) results.classList.remove("loading");
+  }
+}
+
+function bold(text) {
+  const b = document.createElement("b");
+  b.textContent = String(text);
+  return b;
+}
+
+function formatBytes(n) {
+  return n > 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`;
+}
+
+function splitPath(path) {
+  const cut = path.lastIndexOf("/");
+  return [path.slice(cut + 1), path.slice(0, cut + 1)];
+}
+
+// One tile: a button that searches by the image, plus a link to the original file.
+function card(item, rank) {
+  const [name, dir] = splitPath(item.path);
+  const size = item.width ? `${item.width}×${item.height}` : "";
+  const li = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "card";
+  button.dataset.id = item.id;
+  button.title = item.path;
+  const scoreText = item.score === undefined ? "" : item.score.toFixed(3);
+  button.setAttribute(
+    "aria-label",
+    [rank ? `${rank}.` : "", name, scoreText && `score ${scoreText}`, size].filter(Boolean).join(", ")
+      + ". Search by this image.",
+  );
+
+  const img = document.createElement("img");
+  img.src = item.thumbnail_url;
+  img.alt = "";
+  img.loading = "lazy";
+  img.decoding = "async";
+  button.append(img);
+  if (rank) button.append(span("rank", `#${rank}`));
+
+  const info = document.createElement("span");
+  info.className = "info";
+  const top = document.createElement("span");
+  top.className = "top";
+  top.append(span("score", scoreText || "\u00a0"), span("size", size));
+  info.append(top);
+  if (item.score !== undefined) {
+    const meter = span("meter", "");
+    const bar = document.createElement("i");
+    bar.style.width = `${clamp(item.score, 0, 1) * 100}%`;
+    meter.append(bar);
+    info.append(meter);
+  }
+  info.append(span("name", name), span("dir", dir));
+  button.append(info);
+  button.addEventListener("click", () => searchById(item.id));
+
+  const open = document.createElement("a");
+  open.className = "open";
+  open.href = item.original_url;
+  open.target = "_blank";
+  open.rel = "noopener";
+  open.textContent = "Open";
+  open.setAttribute("aria-label", `Open the original of ${name}`);
+  li.append(button, open);
+  return li;
+}
+
+function span(className, text) {
+  const el = document.createElement("span");
+  el.className = className;
+  el.textContent = text;
+  return el;
+}
+
+// Before any query: a few indexed images to start from.
+async function showStarters() {
+  try {
+    const out = await api("/api/images?limit=10");
+    if (state.query || !out.items.length) return;
+    $("summary").textContent =
+      "Drop, choose or paste an image to find the ones that look like it, or start from one of yours:";
+    $("grid").replaceChildren(...out.items.map((item) => card(item, 0)));
+  } catch (error) {
+    // the status line already says what is wrong (a missing token, say)
+  }
+}
+
+// ---- the collection ----
+
+async function loadCollection(reset) {
+  if (reset) {
+    state.collectionOffset = 0;
+    $("collection-grid").replaceChildren();
+  }
+  try {
+    const out = await api(`/api/images?offset=${state.collectionOffset}&limit=${PAGE}`);
+    state.collectionTotal = out.total;
+    state.collectionOffset += out.items.length;
+    $("collection-grid").append(...out.items.map((item) => card(item, 0)));
+    $("collection-summary").replaceChildren(
+      bold(out.total.toLocaleString()), " indexed images",
+      out.total > state.collectionOffset ? ` · showing ${state.collectionOffset}` : "",
+    );
+    $("more").hidden = state.collectionOffset >= out.total;
+  } catch (error) {
+    toast(error.message);
+  }
+}
+
+async function addFolder(event) {
+  event.preventDefault();
+  const path = $("add-path").value.trim();
+  if (!path) return;
+  const progress = $("add-progress");
+  try {
+    let job = await api("/api/jobs", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ paths: [path] }),
+    });
+    progress.hidden = false;
+    progress.removeAttribute("value"); // indeterminate while the folders are walked
+    while (job.status === "running") {
+      if (job.total) {
+        progress.max = job.total;
+        progress.value = job.done;
+        $("add-status").textContent = `Indexing ${job.done} of ${job.total}…`;
+      } else {
+        $("add-status").textContent = "Looking for images…";
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      job = await api(`/api/jobs/${job.id}`);
+    }
+    progress.hidden = true;
+    if (job.status === "failed") throw new Error(job.error);
+    $("add-status").textContent =
+      `Added ${job.added}, updated ${job.updated}, removed ${job.removed}, `
+      + `unchanged ${job.unchanged}, skipped ${job.skipped}.`;
+    loadCollection(true);
+    refreshStats();
+  } catch (error) {
+    progress.hidden = true;
+    $("add-status").textContent = `Not added: ${error.message}`;
+  }
+}
+
+// ---- views ----
+
+function showView(name) {
+  const collection = name === "collection";
+  $("search-view").hidden = collection;
+  $("collection-view").hidden = !collection;
+  $("tab-search").setAttribute("aria-pressed", String(!collection));
+  $("tab-collection").setAttribute("aria-pressed", String(collection));
+  if (collection && state.collectionOffset === 0) loadCollection(true);
+}
+
+// ---- wiring ----
+
+function setup() {
+  $("drop").addEventListener("click", pickFile);
+  $("drop").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      pickFile();
+      event.preventDefault();
+    }
+  });
+  $("choose-again").addEventListener("click", pickFile);
+  $("file").addEventListener("change", () => {
+    const file = $("file").files[0];
+    if (file) setFileQuery(file);
+    $("file").value = ""; // choosing the same file again still fires "change"
+  });
+
+  let dragDepth = 0;
+  document.addEventListener("dragenter", (event) => {
+    if (![...event.dataTransfer.types].includes("Files")) return;
+    dragDepth += 1;
+    document.body.classList.add("dragging");
+  });
+  document.addEventListener("dragleave", () => {
+    dragDepth = Math.max(0, dragDepth - 1);
+    if (!dragDepth) document.body.classList.remove("dragging");
+  });
+  document.addEventListener("dragover", (event) => event.preventDefault());
+  document.addEventListener("drop", (event) => {
+    event.preventDefault();
+    dragDepth = 0;
+    document.body.classList.remove("dragging");
+    const file = [...event.dataTransfer.files].find((f) => f.type.startsWith("image/"))
+      || event.dataTransfer.files[0];
+    if (file) {
+      showView("search");
+      setFileQuery(file);
+    }
+  });
+  document.addEventListener("paste", (event) => {
+    const item = [...event.clipboardData.items].find((i) => i.type.startsWith("image/"));
+    if (!item) return;
+    event.preventDefault();
+    showView("search");
+    setFileQuery(item.getAsFile());
+  });
+
+  setupRegionDrawing();
+  $("region-search").addEventListener("click", search);
+  $("region-clear").addEventListener("click", () => { setBox(null); search(); });
+
+  let kTimer = 0;
+  $("k").addEventListener("input", () => {
+    $("k-out").textContent = $("k").value;
+    clearTimeout(kTimer);
+    kTimer = setTimeout(search, 250);
+  });
+  $("apply-filters").addEventListener("click", search);
+  for (const input of document.querySelectorAll(".filters input")) {
+    input.addEventListener("keydown", (event) => { if (event.key === "Enter") search(); });
+  }
+
+  $("tab-search").addEventListener("click", () => showView("search"));
+  $("tab-collection").addEventListener("click", () => showView("collection"));
+  $("more").addEventListener("click", () => loadCollection(false));
+  $("add-form").addEventListener("submit", addFolder);
+
+  window.addEventListener("hashchange", () => {
+    const id = idFromHash();
+    if (id !== null) setIdQuery(id);
+  });
+  const id = idFromHash();
+  if (id !== null) setIdQuery(id);
+  else showStarters();
+  pollHealth();
+}
+
+setup();

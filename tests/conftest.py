@@ -1,0 +1,115 @@
+"""Shared fixtures: real photographs (scikit-image's bundled ones) and indexes built from them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lookalike import Index
+from lookalike.demo import write_photos
+
+# A handful of distinct real photos keeps the suite fast; the demo has 16.
+PHOTO_NAMES = ("astronaut", "camera", "chelsea", "coffee", "coins", "rocket", "retina", "moon")
+
+
+@pytest.fixture(scope="session")
+def photo_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A read-only folder of real JPEG photographs; copy it before changing anything."""
+    folder = tmp_path_factory.mktemp("library") / "photos"
+    write_photos(folder, PHOTO_NAMES)
+    return folder
+
+
+@pytest.fixture
+def photos(photo_library: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of the photo folder."""
+    folder = tmp_path / "photos"
+    shutil.copytree(photo_library, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def built_index(photo_library: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index of the photo library, built once per session; tests must not write to it."""
+    directory = tmp_path_factory.mktemp("built") / "index"
+    with Index.create(directory) as index:
+        index.add([photo_library])
+    return directory
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real `lookalike` command in a subprocess, with a private cache and config."""
+
+    def run(
+        *args: str, stdin: bytes | str | None = None, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        env = dict(
+            os.environ,
+            LOOKALIKE_CACHE=str(tmp_path / "cache"),
+            LOOKALIKE_CONFIG=str(tmp_path / "no-config.toml"),
+        )
+        env.pop("LOOKALIKE_INDEX", None)
+        result = subprocess.run(
+            [sys.executable, "-m", "lookalike.present.cli", *args],
+            input=stdin.decode("latin-1") if isinstance(stdin, bytes) else stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"lookalike {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture
+def shared_tmp() -> Path:
+    """A folder any user may enter (tmp_path is private to root when tests run as root)."""
+    folder = Path(tempfile.mkdtemp(prefix="lookalike-test-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder  # type: ignore[misc]
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def as_unprivileged() -> Callable[[Callable[[], object]], tuple[str, str]]:
+    """Run a function in a forked child without root's power to read everything.
+
+    Returns ("ok", repr(result)) or ("raised", "<ExceptionType>: <message>"). Permission tests
+    need this because CI runs as root, which reads any file whatever its mode.
+    """
+
+    def run(fn: Callable[[], object]) -> tuple[str, str]:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: drop to 'nobody', run, report, exit without cleanup
+            os.close(read_end)
+            try:
+                if os.geteuid() == 0:
+                    os.setgroups([])
+                    os.setgid(65534)
+                    os.setuid(65534)
+                outcome = ("ok", repr(fn()))
+            except BaseException as exc:
+                outcome = ("raised", f"{type(exc).__name__}: {exc}")
+            os.write(write_end, json.dumps(outcome).encode())
+            os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            payload = pipe.read()
+        os.waitpid(pid, 0)
+        kind, text = json.loads(payload)
+        return kind, text
+
+    return run

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lookalike.errors import LookalikeError
+from lookalike.files.walk import walk_images
+
+
+def touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_walks_recursively_and_keeps_only_image_extensions(tmp_path: Path) -> None:
+    for name in [
+        "a.jpg",
+        "b.JPEG",
+        "sub/c.png",
+        "sub/deep/d.webp",
+        "e.gif",
+        "f.bmp",
+        "g.tiff",
+        "h.heic",
+        "i.avif",
+    ]:
+        touch(tmp_path / name)
+    touch(tmp_path / "notes.txt")
+    touch(tmp_path / "sub" / "raw.cr2")
+    found = sorted(os.path.relpath(e.path, tmp_path) for e in walk_images([tmp_path]))
+    assert found == sorted(
+        [
+            "a.jpg",
+            "b.JPEG",
+            "sub/c.png",
+            "sub/deep/d.webp",
+            "e.gif",
+            "f.bmp",
+            "g.tiff",
+            "h.heic",
+            "i.avif",
+        ]
+    )
+
+
+def test_entries_carry_absolute_path_size_and_mtime(tmp_path: Path) -> None:
+    path = touch(tmp_path / "a.png", b"12345")
+    os.utime(path, ns=(1_000_000_000, 2_000_000_000))
+    (entry,) = walk_images([os.path.relpath(tmp_path)])
+    assert entry.path == str(path) and os.path.isabs(entry.path)
+    assert (entry.size, entry.mtime_ns) == (5, 2_000_000_000)
+
+
+def test_symlink_loops_end_and_linked_folders_are_walked_once(tmp_path: Path) -> None:
+    touch(tmp_path / "real" / "a.jpg")
+    (tmp_path / "real" / "loop").symlink_to(tmp_path / "real")
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    found = list(walk_images([tmp_path]))
+    assert len(found) == 1
+
+
+def test_a_file_root_is_yielded_and_a_missing_root_is_an_error(tmp_path: Path) -> None:
+    path = touch(tmp_path / "single.jpg")
+    assert [e.path for e in walk_images([path])] == [str(path)]
+    with pytest.raises(LookalikeError, match="no such file or folder"):
+        list(walk_images([tmp_path / "missing"]))
+
+
+def test_unreadable_folder_is_reported_not_fatal(
+    shared_tmp: Path, as_unprivileged: Callable[[Callable[[], object]], tuple[str, str]]
+) -> None:
+    touch(shared_tmp / "ok.jpg").chmod(0o644)
+    locked = shared_tmp / "locked"
+    touch(locked / "hidden.jpg")
+    locked.chmod(0)
+
+    def walk() -> object:
+        errors: list[tuple[str, str]] = []
+        found = [
+            os.path.basename(e.path)
+            for e in walk_images([shared_tmp], lambda p, r: errors.append((p, r)))
+        ]
+        return found, errors
+
+    kind, text = as_unprivileged(walk)
+    assert kind == "ok", text
+    assert "['ok.jpg']" in text and "cannot list folder" in text and str(locked) in text

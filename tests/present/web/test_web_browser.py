@@ -1,0 +1,185 @@
+"""End to end: `lookalike serve` on a free loopback port, driven in headless Chromium.
+
+Uses Debian's chromium (`make test` installs it when missing), never a downloaded browser.
+Screenshots are saved under artifacts/ at the repository root.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, sync_playwright
+
+from lookalike.evaluate.edits import apply_edit
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts"
+START_TIMEOUT_S = 60
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def serving(index: Path, *options: str, token: str | None = None) -> Iterator[str]:
+    """The real command, on a port the OS picks; yields its base URL once it is ready."""
+    lookalike = Path(sys.executable).with_name("lookalike")  # the installed command itself
+    command = [str(lookalike), "serve", "--index", str(index), "--port", "0", *options]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()  # "lookalike: serving DIR at http://127.0.0.1:PORT/"
+        assert "serving" in line, line + process.stderr.read()
+        url = line.split(" at ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while httpx.get(url + "health", headers=headers).json()["status"] != "ready":
+            assert time.monotonic() < deadline, "the model did not load in time"
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(served_index: Path) -> Iterator[str]:
+    with serving(served_index) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make test` as root, or apt-get install chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.mark.parametrize(
+    ("viewport", "name"),
+    [({"width": 1366, "height": 860}, "desktop"), ({"width": 390, "height": 844}, "phone")],
+)
+def test_upload_see_the_original_first_click_it_search_again(
+    server: str,
+    browser: Browser,
+    photo_library: Path,
+    tmp_path: Path,
+    viewport: dict[str, int],
+    name: str,
+) -> None:
+    query = tmp_path / "chelsea-cropped.jpg"
+    with Image.open(photo_library / "chelsea.jpg") as original:
+        apply_edit("centre_crop", original).save(query, "JPEG", quality=90)
+    page = browser.new_page(viewport=viewport)  # type: ignore[arg-type]
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server)
+    page.wait_for_selector(".status.ready")
+
+    page.set_input_files("#file", str(query))
+    page.wait_for_function(
+        "document.querySelector('#summary').textContent.includes('most like this image')"
+    )
+    first = page.locator("#grid li .card").first
+    assert first.get_attribute("title") == str(photo_library / "chelsea.jpg")
+    assert page.locator("#grid li").count() == 8  # k defaults to 24; the index holds 8
+    assert "1." in (first.get_attribute("aria-label") or "")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth)"
+    )
+    page.screenshot(path=str(ARTIFACTS / f"web-{name}-upload.png"))
+
+    chelsea_id = first.get_attribute("data-id")
+    first.click()  # search by the indexed image itself
+    page.wait_for_function(
+        "document.querySelector('#query-caption').textContent.includes('chelsea.jpg')"
+    )
+    page.wait_for_function("!document.querySelector('#results').classList.contains('loading')")
+    titles = page.locator("#grid li .card").evaluate_all("cards => cards.map(c => c.title)")
+    assert len(titles) == 7 and str(photo_library / "chelsea.jpg") not in titles  # itself left out
+    assert page.url.endswith(f"#id={chelsea_id}")
+
+    # Keyboard: focus the query, mark a region with the arrow keys, Enter searches it.
+    page.focus("#stage")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "document.querySelector('#summary').textContent.includes('the marked region')"
+    )
+    assert page.locator("#grid li").count() == 8  # a crop: the image itself may be found
+    assert not errors, errors
+    page.screenshot(path=str(ARTIFACTS / f"web-{name}-region.png"))
+    page.close()
+
+
+DISPATCH = """([kind, b64]) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const data = new DataTransfer();
+    data.items.add(new File([bytes], "query.jpg", { type: "image/jpeg" }));
+    const event = kind === "drop"
+        ? new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true })
+        : new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true });
+    document.body.dispatchEvent(event);
+}"""
+
+
+@pytest.mark.parametrize(("kind", "edit"), [("drop", "flip"), ("paste", "jpeg_15")])
+def test_dropped_or_pasted_image_is_searched(
+    server: str, browser: Browser, photo_library: Path, kind: str, edit: str
+) -> None:
+    with Image.open(photo_library / "coffee.jpg") as original:
+        buffer = io.BytesIO()
+        apply_edit(edit, original).save(buffer, "JPEG", quality=90)
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_selector(".status.ready")
+    page.evaluate(DISPATCH, [kind, base64.b64encode(buffer.getvalue()).decode()])
+    page.wait_for_function(
+        "document.querySelector('#summary').textContent.includes('most like this image')"
+    )
+    first = page.locator("#grid li .card").first
+    assert first.get_attribute("title") == str(photo_library / "coffee.jpg")
+    page.close()
+
+
+def test_a_token_in_the_address_once_lets_the_page_work(
+    served_index: Path, browser: Browser, photo_library: Path
+) -> None:
+    token = "page-token-123"
+    with serving(served_index, "--token", token, token=token) as url:
+        page = browser.new_page()
+        assert page.goto(url).status == 401  # type: ignore[union-attr]
+        page.goto(f"{url}?token={token}")  # sets the cookie the page's own requests carry
+        page.wait_for_selector(".status.ready")
+        page.set_input_files("#file", str(photo_library / "moon.jpg"))
+        page.wait_for_function(
+            "document.querySelector('#summary').textContent.includes('most like this image')"
+        )
+        first = page.locator("#grid li .card").first
+        assert first.get_attribute("title") == str(photo_library / "moon.jpg")
+        # Thumbnails are <img> requests: the cookie authorises them too.
+        page.wait_for_function("document.querySelector('#grid img').naturalWidth > 0")
+        page.close()
