@@ -21,10 +21,9 @@ def test_multiscale_embedder() -> None:
     multi = TorchEmbedder(
         "mobilenet_v2", base.backbone, base.preprocess, scales=(1, 0.5**0.5, 2**0.5)
     )
-    assert base.model_id == "mobilenet_v2-gap-squash224"
-    assert multi.model_id == "mobilenet_v2-gap-squash224-ms1_0.707_1.41"
-    # The decoder must keep enough pixels for the largest scale: 2 x 224 (squash) x sqrt(2).
-    assert multi.image_size == 634
+    assert base.model_id == "mobilenet_v2-gap-letterbox224"
+    assert multi.model_id == "mobilenet_v2-gap-letterbox224-ms1_0.707_1.41"
+    assert multi.image_size == 317  # the decoder must keep enough pixels for the largest scale
     photos = [Image.fromarray(data.astronaut()), Image.fromarray(data.coffee())]
     single, several = base.embed(photos), multi.embed(photos)
     assert several.shape == (2, 1280) and several.dtype == np.float32

@@ -74,9 +74,9 @@ def test_runtime_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert RUNTIMES == ("onnx", "onnx-int8", "torch")
     assert isinstance(create_embedder("seed_cnn"), OnnxEmbedder)  # the default
     # mobilenet_v2 is measured to lose < 1 point of MAP@R in int8: int8 by default
-    assert create_embedder("mobilenet_v2").model_id == "mobilenet_v2-gap-squash224-int8"
-    assert runtime_for("mobilenet_v2-gap-squash224") == "onnx"  # float indexes stay float
-    assert runtime_for("mobilenet_v2-gap-squash224-int8") == "onnx-int8"
+    assert create_embedder("mobilenet_v2").model_id == "mobilenet_v2-gap-letterbox224-int8"
+    assert runtime_for("mobilenet_v2-gap-letterbox224") == "onnx"  # float indexes stay float
+    assert runtime_for("mobilenet_v2-gap-letterbox224-int8") == "onnx-int8"
     monkeypatch.setenv("LOOKALIKE_RUNTIME", "torch")
     assert isinstance(create_embedder("seed_cnn"), TorchEmbedder)
     assert create_embedder("seed_cnn", runtime="onnx-int8").model_id.endswith("-int8")

@@ -7,7 +7,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lookalike.embed.preprocess import Preprocess
 from lookalike.embed.registry import register_model
 from lookalike.embed.weights import WeightsSource, find_weights, load_state_dict
 
@@ -98,10 +97,11 @@ class MobileNetV2(nn.Module):
         return self.classifier(self.forward_features(x).mean(dim=(2, 3)))  # type: ignore[no-any-return]
 
 
-# Squash: +0.018 MAP@R on clipart over letterbox (no padding wasting the frame), equal on
-# icons and copy detection (benchmarks/retrieval_features.py); GeM/MAC/whitening/multi-scale
-# gave no clear win over average pooling. int8 loses 0.04-0.14 points of MAP@R.
-@register_model("mobilenet_v2", preprocess=Preprocess(mode="squash"), int8=True)
+# Letterbox and average pooling, measured against the alternatives by
+# benchmarks/retrieval_features.py: squash gains 0.004-0.009 MAP@R on clipart (not a clear win,
+# a little worse on rotated copies), centre crop loses; GeM/MAC split by data set; whitening
+# and multi-scale did not pay. int8 loses 0.04-0.14 points of MAP@R.
+@register_model("mobilenet_v2", int8=True)
 def mobilenet_v2(weights: Path | None = None) -> MobileNetV2:
     """MobileNetV2 with torchvision's ImageNet weights (71.9% top-1)."""
     model = MobileNetV2()
