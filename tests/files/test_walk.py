@@ -16,35 +16,17 @@ def touch(path: Path, data: bytes = b"x") -> Path:
     return path
 
 
+IMAGE_NAMES = ["a.jpg", "b.JPEG", "sub/c.png", "sub/deep/d.webp", "e.gif", "f.bmp", "g.tiff",
+               "h.heic", "i.avif"]  # fmt: skip
+
+
 def test_walks_recursively_and_keeps_only_image_extensions(tmp_path: Path) -> None:
-    for name in [
-        "a.jpg",
-        "b.JPEG",
-        "sub/c.png",
-        "sub/deep/d.webp",
-        "e.gif",
-        "f.bmp",
-        "g.tiff",
-        "h.heic",
-        "i.avif",
-    ]:
+    for name in IMAGE_NAMES:
         touch(tmp_path / name)
     touch(tmp_path / "notes.txt")
     touch(tmp_path / "sub" / "raw.cr2")
     found = sorted(os.path.relpath(e.path, tmp_path) for e in walk_images([tmp_path]))
-    assert found == sorted(
-        [
-            "a.jpg",
-            "b.JPEG",
-            "sub/c.png",
-            "sub/deep/d.webp",
-            "e.gif",
-            "f.bmp",
-            "g.tiff",
-            "h.heic",
-            "i.avif",
-        ]
-    )
+    assert found == sorted(IMAGE_NAMES)
 
 
 def test_entries_carry_absolute_path_size_and_mtime(tmp_path: Path) -> None:
