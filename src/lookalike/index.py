@@ -14,7 +14,7 @@ import numpy as np
 from lookalike.embed.pipeline import EmbeddedFile, default_workers, embed_files
 from lookalike.embed.whitening import learn_whitening
 from lookalike.errors import ImageError, LookalikeError, ModelMismatchError
-from lookalike.files.walk import FileEntry, walk_images
+from lookalike.files.walk import FileEntry, is_under, walk_images
 from lookalike.search.query import Hit, Query, SearchResult, query_image, query_path
 from lookalike.store import ImageRecord, Store
 from lookalike.store.catalogue import Upsert
@@ -85,16 +85,16 @@ class Index:
     ) -> Index:
         """An existing index; ``model``, if given, must be the one that made it."""
         store = Store.open(Path(directory))
-        if model is not None:  # a model directory is stored by its absolute path
+        if model is not None:
             from lookalike.embed.registry import canonical_model_name
 
-            model = canonical_model_name(model)
-        if model is not None and model != store.model_name:
-            store.close()
-            raise ModelMismatchError(
-                f"index {directory} was made with model {store.model_name!r}, not {model!r}; "
-                "use another --index for another model"
-            )
+            model = canonical_model_name(model)  # a model directory: its absolute path
+            if model != store.model_name:
+                store.close()
+                raise ModelMismatchError(
+                    f"index {directory} was made with model {store.model_name!r}, "
+                    f"not {model!r}; use another --index for another model"
+                )
         return cls(store, weights=weights)
 
     @classmethod
@@ -196,7 +196,9 @@ class Index:
                 if progress:
                     progress(done, len(todo))
             vanished = [
-                p for p in known if p not in seen and _under(p, roots) and not _under(p, unlisted)
+                p
+                for p in known
+                if p not in seen and is_under(p, roots) and not is_under(p, unlisted)
             ]
             if vanished:
                 self.store.write([], vanished)
@@ -223,7 +225,7 @@ class Index:
         """Drop files (or everything under folders) from the index; returns how many."""
         roots = [os.path.abspath(os.fspath(p)) for p in paths]
         with self.store.writing():
-            gone = [p for p in self.store.stat_map() if _under(p, roots)]
+            gone = [p for p in self.store.stat_map() if is_under(p, roots)]
             if gone:
                 self.store.write([], gone)
         return len(gone)
@@ -356,7 +358,3 @@ def _unchanged(record: ImageRecord) -> bool:
     except OSError:
         return True  # vanished since indexing: its stored vector is still what was indexed
     return (st.st_size, st.st_mtime_ns) == (record.size, record.mtime_ns)
-
-
-def _under(path: str, roots: Iterable[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lookalike.errors import LookalikeError
-from lookalike.files.walk import walk_images
+from lookalike.files.walk import is_under, walk_images
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -71,3 +71,11 @@ def test_unreadable_folder_is_reported_not_fatal(
     kind, text = as_unprivileged(walk)
     assert kind == "ok", text
     assert "['ok.jpg']" in text and "cannot list folder" in text and str(locked) in text
+
+
+def test_is_under_matches_whole_path_components() -> None:
+    assert is_under("/photos/a.jpg", ["/photos"]) and is_under("/photos/a.jpg", ["/photos/"])
+    assert is_under("/photos", ["/photos"])
+    assert is_under("/anything.jpg", ["/"])
+    assert not is_under("/photos-old/a.jpg", ["/photos"])
+    assert not is_under("/other/a.jpg", ["/photos", "/pics"])

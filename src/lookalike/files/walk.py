@@ -28,6 +28,11 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def is_under(path: str, roots: Iterable[str]) -> bool:
+    """Whether absolute ``path`` is one of the absolute ``roots`` or lies inside one."""
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
 def walk_images(
     roots: Iterable[str | Path], on_error: Callable[[str, str], None] | None = None
 ) -> Iterator[FileEntry]:

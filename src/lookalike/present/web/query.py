@@ -10,6 +10,7 @@ from PIL import Image
 
 from lookalike.decode.image import decode_image
 from lookalike.errors import LookalikeError
+from lookalike.files.walk import is_under
 from lookalike.store import ImageRecord
 
 # Regions are cut from the image decoded at most this large (fast for big JPEGs), then
@@ -39,10 +40,8 @@ class Filters:
         )
 
     def accepts(self, record: ImageRecord) -> bool:
-        if self.folder:
-            root = os.path.abspath(self.folder).rstrip(os.sep) or os.sep
-            if not (record.path == root or record.path.startswith(root.rstrip(os.sep) + os.sep)):
-                return False
+        if self.folder and not is_under(record.path, [os.path.abspath(self.folder)]):
+            return False
         if (record.width or 0) < self.min_width or (record.height or 0) < self.min_height:
             return False
         if self.taken_after or self.taken_before:
