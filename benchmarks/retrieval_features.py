@@ -37,15 +37,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lookalike.decode.image import decode_image
+from lookalike.decode.image import decode_image, letterbox_resize
 from lookalike.embed.embedder import TorchEmbedder, average_scales
 from lookalike.embed.pooling import POOLINGS
-from lookalike.embed.preprocess import letterbox_resize
 from lookalike.embed.registry import create_embedder
-from lookalike.embed.whitening import learn_whitening
 from lookalike.evaluate.datasets import load_labelled_folder
 from lookalike.evaluate.edits import EDITS, apply_edit
 from lookalike.evaluate.metrics import evaluate_vectors, recall_at_k
+from lookalike.store.whitening import learn_whitening
 
 POOLS = ("gap", "mac", "gem")
 MULTI = (1.0, 2**-0.5, 2**0.5)

@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lookalike.embed.pipeline import EmbeddedFile, default_workers, embed_files
-from lookalike.embed.whitening import learn_whitening
 from lookalike.errors import ImageError, LookalikeError, ModelMismatchError
 from lookalike.files.walk import FileEntry, is_under, walk_images
 from lookalike.search.query import Hit, Query, SearchResult, query_image, query_path
 from lookalike.store import ImageRecord, Store
 from lookalike.store.catalogue import Upsert
+from lookalike.store.whitening import learn_whitening
 
 if TYPE_CHECKING:  # PyTorch loads with the first model, not with the index: `info`,
     # `remove`, unchanged re-runs and the web server start without it.
-    from lookalike.embed.embedder import Embedder
+    from lookalike.embed.interface import Embedder
 
 Progress = Callable[[int, int], None]  # (files done, files to do)
 Where = Callable[[ImageRecord], bool]  # a search filter: keep the images it accepts

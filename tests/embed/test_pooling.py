@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from lookalike.embed.normalise import l2_normalise
 from lookalike.embed.pooling import POOLINGS, gem, mac, spoc
+from lookalike.normalise import l2_normalise
 
 # One image, two channels, a 2x2 map: channel 0 = [[1, 2], [3, 4]], channel 1 = all 2.
 FEATURES = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[2.0, 2.0], [2.0, 2.0]]]])

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.embed.whitening import learn_whitening
 from lookalike.errors import IndexLockedError, IndexNotFoundError, LookalikeError
 from lookalike.store import Store
 from lookalike.store.catalogue import Upsert
 from lookalike.store.vectors import saved_generations
+from lookalike.store.whitening import learn_whitening
 
 DIM = 8
 

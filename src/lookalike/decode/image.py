@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from lookalike.embed.preprocess import letterbox_resize
 from lookalike.errors import ImageError
 
 try:  # HEIC/AVIF through the optional plugin (pip install lookalike[heif])
@@ -131,3 +130,14 @@ def _exif_time(value: object) -> str | None:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def letterbox_resize(image: Image.Image, size: int) -> Image.Image:
+    """Resize so the longer side is ``size`` pixels, keeping the aspect ratio (RGB out)."""
+    image = image.convert("RGB") if image.mode != "RGB" else image
+    w, h = image.size
+    scale = size / max(w, h)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return (
+        image if new == (w, h) else image.resize(new, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    )

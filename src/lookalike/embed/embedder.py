@@ -1,36 +1,18 @@
-"""The embedder interface every model answers, and its PyTorch implementation."""
+"""The PyTorch embedder: a backbone's feature map, pooled and normalised."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import numpy as np
 import torch
 from PIL import Image
 
-from lookalike.embed.normalise import l2_normalise
 from lookalike.embed.pooling import POOLINGS
 from lookalike.embed.preprocess import Preprocess
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Turns images into comparable vectors.
-
-    ``model_id`` names the vector space: two vectors are comparable only when made by
-    embedders with the same id. ``image_size`` tells the decoder how large an image needs
-    to be (it may decode smaller JPEG scales above that size).
-    """
-
-    model_id: str
-    dim: int
-    image_size: int
-
-    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Embed RGB images; returns float32 (n, dim), each row L2-normalised."""
-        ...
+from lookalike.normalise import l2_normalise
 
 
 class Backbone(Protocol):

@@ -23,8 +23,8 @@ from PIL import Image
 
 from lookalike.config import cache_home
 from lookalike.embed.embedder import TorchEmbedder
-from lookalike.embed.normalise import l2_normalise
 from lookalike.embed.preprocess import Preprocess
+from lookalike.normalise import l2_normalise
 
 OPSET = 17
 EXPORT_VERSION = 1  # bump when the exported graph changes for the same weights

@@ -25,7 +25,7 @@ from lookalike.errors import ImageError
 from lookalike.files.walk import FileEntry
 
 if TYPE_CHECKING:  # PyTorch is imported only when a model is built
-    from lookalike.embed.embedder import Embedder
+    from lookalike.embed.interface import Embedder
 
 # Below this many files decoding ahead has nothing to overlap with.
 MIN_FILES_FOR_WORKERS = 8

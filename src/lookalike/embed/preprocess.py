@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from lookalike.decode.image import letterbox_resize
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -72,14 +74,3 @@ class Preprocess:
             top, left = (self.size - h) // 2, (self.size - w) // 2
             out[i, :, top : top + h, left : left + w] = ((pixels - mean) / std).transpose(2, 0, 1)
         return out
-
-
-def letterbox_resize(image: Image.Image, size: int) -> Image.Image:
-    """Resize so the longer side is ``size`` pixels, keeping the aspect ratio (RGB out)."""
-    image = image.convert("RGB") if image.mode != "RGB" else image
-    w, h = image.size
-    scale = size / max(w, h)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return (
-        image if new == (w, h) else image.resize(new, Image.Resampling.BILINEAR, reducing_gap=3.0)
-    )

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lookalike.embed.embedder import Backbone, Embedder, TorchEmbedder
+from lookalike.embed.embedder import Backbone, TorchEmbedder
+from lookalike.embed.interface import Embedder
 from lookalike.embed.onnx import OnnxEmbedder, onnx_available
 from lookalike.embed.preprocess import Preprocess
 from lookalike.embed.weights import file_digest

@@ -11,7 +11,7 @@ from lookalike.config import Settings
 from lookalike.errors import LookalikeError
 from lookalike.evaluate.metrics import RetrievalReport
 from lookalike.evaluate.retrieval import CopyDetectionReport, copy_detection, evaluate_folder
-from lookalike.present.cli import progress_bar
+from lookalike.present.progress import progress_bar
 
 METRICS = ("map_at_r", "r_at_1", "precision_at_10", "map_at_100")
 HEADINGS = ("MAP@R", "R@1", "P@10", "mAP@100")

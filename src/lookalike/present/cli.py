@@ -9,12 +9,13 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from lookalike.config import Settings, cache_home, load_settings
 from lookalike.errors import LookalikeError
-from lookalike.index import AddReport, Index, Progress
+from lookalike.index import AddReport, Index
+from lookalike.present.progress import progress_bar
 from lookalike.search.query import Query, SearchResult
 
 MAX_SKIPPED_SHOWN = 20
@@ -279,34 +280,6 @@ def print_report(report: AddReport) -> None:
         print(
             f"  ... and {len(report.skipped) - MAX_SKIPPED_SHOWN} more (lookalike info --skipped)"
         )
-
-
-class progress_bar:
-    """A tqdm bar (count, rate, ETA) on a terminal; nothing when quiet or not a TTY."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.enabled = not quiet and sys.stderr.isatty()
-        self.bar: object | None = None
-
-    def __enter__(self) -> Progress | None:
-        if not self.enabled:
-            return None
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="img", file=sys.stderr, dynamic_ncols=True)
-        self.bar = bar
-
-        def update(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        close: Callable[[], None] | None = getattr(self.bar, "close", None)
-        if close:
-            close()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.embed.whitening import Whitening
+from lookalike.store.whitening import Whitening
 
 SCHEMA_VERSION = "1"
 

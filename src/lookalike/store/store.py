@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.embed.whitening import Whitening
 from lookalike.errors import IndexNotFoundError, LookalikeError
 from lookalike.store.catalogue import Catalogue, ImageRecord, Upsert
 from lookalike.store.lock import WriterLock
 from lookalike.store.vectors import VectorIndex
+from lookalike.store.whitening import Whitening
 
 CATALOGUE_FILE = "catalogue.sqlite"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from lookalike.embed.whitening import Whitening
 from lookalike.store.catalogue import Catalogue
+from lookalike.store.whitening import Whitening
 
 FILE_PATTERN = re.compile(r"^vectors-(\d+)\.faiss$")
 

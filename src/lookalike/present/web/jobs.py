@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lookalike.embed.embedder import Embedder
+from lookalike.embed.interface import Embedder
 from lookalike.errors import IndexLockedError, LookalikeError
 from lookalike.index import AddReport, Index
 from lookalike.store import Store

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from PIL import Image
 from starlette.exceptions import HTTPException
 
-from lookalike.embed.embedder import Embedder
+from lookalike.embed.interface import Embedder
 from lookalike.errors import LookalikeError
 from lookalike.index import Index
 from lookalike.present.web.files import ThumbnailCache

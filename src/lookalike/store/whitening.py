@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lookalike.embed.normalise import l2_normalise
+from lookalike.normalise import l2_normalise
 
 # Added to every eigenvalue, as a fraction of their mean: keeps the weak directions (and,
 # with fewer vectors than dimensions, the empty ones) from being blown up to noise.

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.embed.whitening import Whitening, learn_whitening
 from lookalike.evaluate.metrics import evaluate_vectors
+from lookalike.store.whitening import Whitening, learn_whitening
 
 
 def correlated(n: int, d: int, seed: int = 0) -> np.ndarray:
