@@ -1,41 +1,27 @@
-"""``Index``: the library API over an index directory. The CLI and web server are shells over it."""
+"""``Index``: the library API over one store. The CLI and web server are shells over it."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
 
-import numpy as np
-
-from lookalike.embed.pipeline import EmbeddedFile, default_workers, embed_files
+from lookalike.embed.interface import Embedder
 from lookalike.errors import ImageError, LookalikeError, ModelMismatchError
-from lookalike.files.walk import FileEntry, is_under, walk_images
-from lookalike.search.query import Hit, Query, SearchResult, query_image, query_path
-from lookalike.store import ImageRecord, Store
-from lookalike.store.catalogue import Upsert
+from lookalike.files.walk import is_under
+from lookalike.pipeline import AddReport, EmbedderSpec, LocalRunner, Mapper, Progress, Runner
+from lookalike.pipeline import commit as commit_batches
+from lookalike.pipeline.plan import absolute_roots, plan_add
+from lookalike.search.filters import Filters
+from lookalike.search.query import Hit, Query, SearchResult
+from lookalike.search.ranking import rank
+from lookalike.store import ImageRecord, Store, create_store, open_store, store_exists
 from lookalike.store.whitening import learn_whitening
 
-if TYPE_CHECKING:  # PyTorch loads with the first model, not with the index: `info`,
-    # `remove`, unchanged re-runs and the web server start without it.
-    from lookalike.embed.interface import Embedder
-
-Progress = Callable[[int, int], None]  # (files done, files to do)
-Where = Callable[[ImageRecord], bool]  # a search filter: keep the images it accepts
-
-
-@dataclass
-class AddReport:
-    """What one ``Index.add`` did."""
-
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+__all__ = ["AddReport", "Index", "IndexInfo", "Progress"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +34,7 @@ class IndexInfo:
     skipped: int
     disk_bytes: int
     whitening_dim: int | None = None  # searched in this many whitened dimensions, if learned
+    store: str = ""  # the kind of store and vector index, e.g. "sqlite+faiss-flat"
 
 
 class Index:
@@ -56,14 +43,21 @@ class Index:
     >>> with Index.create("idx") as index:          # doctest: +SKIP
     ...     index.add(["~/Pictures"])
     ...     hits = index.search("query.jpg", k=5)
+
+    PyTorch and the model load with the first embedding, not with the index: ``info``,
+    ``remove`` and unchanged re-runs start without them.
     """
 
     def __init__(
-        self, store: Store, embedder: Embedder | None = None, weights: str | Path | None = None
+        self,
+        store: Store,
+        embedder: Embedder | Callable[[], Embedder] | None = None,
+        weights: str | Path | None = None,
     ) -> None:
         self.store = store
-        self._embedder = embedder
-        self._weights = weights
+        self._embedder = embedder if isinstance(embedder, Embedder) else None
+        self._lend = None if isinstance(embedder, Embedder) else embedder
+        self._weights = _str(weights)
 
     # opening
 
@@ -72,19 +66,25 @@ class Index:
         cls, directory: str | Path, model: str = "mobilenet_v2", weights: str | Path | None = None
     ) -> Index:
         """A new, empty index at ``directory`` whose vectors ``model`` will make."""
-        from lookalike.embed.registry import canonical_model_name, create_embedder
+        from lookalike.embed.registry import canonical_model_name
 
-        model = canonical_model_name(model)
-        embedder = create_embedder(model, weights=weights)
-        store = Store.create(Path(directory), model, embedder.model_id, embedder.dim)
+        spec = EmbedderSpec(canonical_model_name(model), _str(weights))
+        embedder = spec.build()
+        store = create_store(directory, spec.model, embedder.model_id, embedder.dim)
         return cls(store, embedder, weights)
 
     @classmethod
     def open(
-        cls, directory: str | Path, model: str | None = None, weights: str | Path | None = None
+        cls,
+        directory: str | Path,
+        model: str | None = None,
+        weights: str | Path | None = None,
+        embedder: Embedder | Callable[[], Embedder] | None = None,
     ) -> Index:
-        """An existing index; ``model``, if given, must be the one that made it."""
-        store = Store.open(Path(directory))
+        """An existing index; ``model``, if given, must be the one that made it. ``embedder``
+        lends a model already loaded, or a function that returns it when first needed (it
+        must make the index's vectors)."""
+        store = open_store(directory)
         if model is not None:
             from lookalike.embed.registry import canonical_model_name
 
@@ -95,7 +95,7 @@ class Index:
                     f"index {directory} was made with model {store.model_name!r}, "
                     f"not {model!r}; use another --index for another model"
                 )
-        return cls(store, weights=weights)
+        return cls(store, embedder, weights)
 
     @classmethod
     def open_or_create(
@@ -106,7 +106,7 @@ class Index:
         default_model: str = "mobilenet_v2",
     ) -> Index:
         """Open the index at ``directory``, or create it with ``model or default_model``."""
-        if Store.exists(Path(directory)):
+        if store_exists(directory):
             return cls.open(directory, model, weights)
         return cls.create(directory, model or default_model, weights)
 
@@ -126,21 +126,22 @@ class Index:
 
     @property
     def directory(self) -> Path:
-        return self.store.directory
+        return Path(self.store.location)
+
+    @property
+    def spec(self) -> EmbedderSpec:
+        """How to build this index's model anywhere (a runner ships it to its workers)."""
+        return EmbedderSpec.for_index(self.store.model_name, self.store.model_id, self._weights)
 
     @property
     def embedder(self) -> Embedder:
-        """The index's model, loaded on first use and checked against the stored vectors."""
+        """The index's model, loaded on first use; it must make the stored vectors."""
         if self._embedder is None:
-            from lookalike.embed.registry import create_embedder, runtime_for
-
-            embedder = create_embedder(
-                self.store.model_name, self._weights, runtime=runtime_for(self.store.model_id)
-            )
+            embedder = self._lend() if self._lend else self.spec.build()
             if embedder.model_id != self.store.model_id:
                 raise ModelMismatchError(
-                    f"index vectors were made by {self.store.model_id}, but model "
-                    f"{self.store.model_name!r} now makes {embedder.model_id}; re-create the index"
+                    f"index {self.store.location} holds vectors of {self.store.model_id}, "
+                    f"not of {embedder.model_id}"
                 )
             self._embedder = embedder
         return self._embedder
@@ -153,57 +154,32 @@ class Index:
         progress: Progress | None = None,
         batch_size: int = 32,
         workers: int | None = None,
+        runner: Runner | None = None,
     ) -> AddReport:
         """Index the images under ``paths``: new and changed files are embedded, unchanged
         ones (same size and mtime) only stat'ed, vanished ones removed. Bad files are
         recorded as skipped with a reason. Each batch is committed on its own, so an
-        interrupted run keeps its work and the next run resumes."""
-        report = AddReport()
-        roots = [os.path.abspath(os.fspath(p)) for p in paths]
-        unlisted: list[str] = []
+        interrupted run keeps its work and the next run resumes.
 
-        def walk_error(path: str, reason: str) -> None:
-            report.skipped.append((path, reason))
-            unlisted.append(path)
-
+        ``runner`` decides where embedding runs (default: :class:`LocalRunner` with
+        ``workers`` decode threads)."""
+        if batch_size < 1:
+            raise LookalikeError(f"batch size must be at least 1, got {batch_size}")
+        runner = runner or LocalRunner(workers)
         with self.store.writing():
-            known = self.store.stat_map()
-            seen: set[str] = set()
-            todo: list[FileEntry] = []
-            for entry in walk_images(roots, on_error=walk_error):
-                seen.add(entry.path)
-                old = known.get(entry.path)
-                if old and (old[1], old[2]) == (entry.size, entry.mtime_ns):
-                    report.unchanged += 1
-                else:
-                    todo.append(entry)
-            done = 0
-            if progress:
-                progress(0, len(todo))
-            n_workers = default_workers(len(todo)) if workers is None else workers
-            # An unchanged folder never loads the model: `todo` is empty, nothing to embed.
-            batches = embed_files(todo, self.embedder, batch_size, n_workers) if todo else []
-            for batch in batches:
-                self.store.write([_upsert(item) for item in batch])
-                for item in batch:
-                    if item.reason:
-                        report.skipped.append((item.entry.path, item.reason))
-                    elif item.entry.path in known:
-                        report.updated += 1
-                    else:
-                        report.added += 1
-                done += len(batch)
-                if progress:
-                    progress(done, len(todo))
-            vanished = [
-                p
-                for p in known
-                if p not in seen and is_under(p, roots) and not is_under(p, unlisted)
-            ]
-            if vanished:
-                self.store.write([], vanished)
-                report.removed = len(vanished)
+            plan = plan_add(self.store, paths)
+            mapper = None
+            if plan.embed:  # an unchanged folder never loads the model: nothing to map
+                mapper = Mapper(self.spec, self.embedder if self._lend else self._embedder)
+            batches = runner.map(plan.embed, mapper, batch_size) if mapper else iter(())
+            report = commit_batches(self.store, plan, batches, progress)
+            if mapper is not None:
+                self._embedder = self._embedder or mapper.loaded
         return report
+
+    def writing(self) -> AbstractContextManager[Store]:
+        """Hold the writer lock across several calls (each write call also takes it alone)."""
+        return self.store.writing()
 
     def learn_whitening(self, dims: int | None = None) -> int:
         """Learn PCA-whitening from this index's own vectors and use it from now on, for the
@@ -223,7 +199,7 @@ class Index:
 
     def remove(self, paths: Iterable[str | Path]) -> int:
         """Drop files (or everything under folders) from the index; returns how many."""
-        roots = [os.path.abspath(os.fspath(p)) for p in paths]
+        roots = absolute_roots(paths)
         with self.store.writing():
             gone = [p for p in self.store.stat_map() if is_under(p, roots)]
             if gone:
@@ -233,12 +209,17 @@ class Index:
     # reading
 
     def search(
-        self, query: Query, k: int = 10, exclude_self: bool = False, where: Where | None = None
+        self,
+        query: Query,
+        k: int = 10,
+        exclude_self: bool = False,
+        filters: Filters | None = None,
     ) -> list[Hit]:
-        """The ``k`` most alike indexed images, best first. Raises ImageError for a bad query."""
-        result = self.search_many([query], k, exclude_self, where)[0]
+        """The ``k`` most alike indexed images, best first. Raises ImageError for a bad image,
+        LookalikeError for a bad region."""
+        result = self.search_many([query], k, exclude_self, filters)[0]
         if result.error:
-            raise ImageError(result.error)
+            raise result.cause or ImageError(result.error)
         return result.hits
 
     def search_many(
@@ -246,115 +227,44 @@ class Index:
         queries: Sequence[Query],
         k: int = 10,
         exclude_self: bool = False,
-        where: Where | None = None,
+        filters: Filters | None = None,
     ) -> list[SearchResult]:
         """Answer many queries in one batch; a bad query gets an error, not an exception.
 
-        ``where``, if given, keeps only the images whose record it accepts (a folder, a date
-        range, a minimum size): the vector index is searched for more than ``k`` and the
-        results filtered, widening the search until ``k`` pass or every image was seen."""
-        vectors: list[np.ndarray | None] = []
-        self_ids: list[int | None] = []
-        errors: list[str | None] = []
-        to_embed: list[tuple[int, Query]] = []
-        for i, query in enumerate(queries):
-            record = self._indexed_record(query)
-            stored = self.store.vector(record.id) if record and _unchanged(record) else None
-            vectors.append(stored)
-            self_ids.append(record.id if record else None)
-            errors.append(None)
-            if stored is None:
-                to_embed.append((i, query))
-        images = []
-        for i, query in to_embed:
-            try:
-                images.append((i, query_image(query, self.embedder.image_size)))
-            except ImageError as exc:
-                errors[i] = str(exc)
-        if images:
-            for (i, _), vector in zip(
-                images, self.embedder.embed([im for _, im in images]), strict=True
-            ):
-                vectors[i] = vector
-        answered = [i for i, v in enumerate(vectors) if v is not None]
-        hits_per_query: dict[int, list[Hit]] = {}
-        if answered:
-            matrix = np.stack([vectors[i] for i in answered])  # type: ignore[misc]
-            ranked = self._ranked(matrix, k + 1 if exclude_self else k, where)
-            for i, ranking in zip(answered, ranked, strict=True):
-                hits = [_hit(record, score) for record, score in ranking]
-                if exclude_self:
-                    hits = [h for h in hits if h.id != self_ids[i]]
-                hits_per_query[i] = hits[:k]
-        return [
-            SearchResult(q, hits_per_query.get(i, []), errors[i]) for i, q in enumerate(queries)
-        ]
+        ``filters`` keeps only the images that pass them (a folder, a date range, a minimum
+        size, a set of ids): the store searches among those alone, so ``k`` results come
+        back whenever ``k`` images pass."""
+        return rank(self.store, lambda: self.embedder, queries, k, exclude_self, filters)
 
-    def _ranked(
-        self, matrix: np.ndarray, k: int, where: Where | None
-    ) -> list[list[tuple[ImageRecord, float]]]:
-        """Top ``k`` (record, score) per row of float32 (n, dim) among records ``where`` keeps."""
-        if where is None:
-            return self.store.search(matrix, k)
-        total = self.store.count()
-        fetch = 4 * k  # most filters keep a good share; a narrow one widens below
-        while True:
-            ranked = [
-                [(r, s) for r, s in row if where(r)] for row in self.store.search(matrix, fetch)
-            ]
-            if fetch >= total or all(len(row) >= k for row in ranked):
-                return [row[:k] for row in ranked]
-            fetch = min(total, fetch * 4)
+    def record(self, image_id: int) -> ImageRecord | None:
+        return self.store.record(image_id)
+
+    def records(self, status: str | None = "ok") -> Iterator[ImageRecord]:
+        """Every record in id order (``status`` None: skipped files too)."""
+        return self.store.iter_records(status)
+
+    def generation(self) -> int:
+        """Grows with every write to the index, by any process: a cache key for readers."""
+        return self.store.generation()
 
     def info(self) -> IndexInfo:
+        info = self.store.info()
         return IndexInfo(
-            directory=str(self.directory),
-            model=self.store.model_name,
-            model_id=self.store.model_id,
-            dim=self.store.dim,
-            images=len(self),
-            skipped=self.store.catalogue.count("skipped"),
-            disk_bytes=self.store.disk_bytes(),
-            whitening_dim=whitening.dim
-            if (whitening := self.store.catalogue.whitening())
-            else None,
+            directory=info.location,
+            model=info.model_name,
+            model_id=info.model_id,
+            dim=info.dim,
+            images=info.images,
+            skipped=info.skipped,
+            disk_bytes=info.disk_bytes,
+            whitening_dim=info.whitening_dim,
+            store=info.kind,
         )
 
     def skipped(self) -> list[tuple[str, str]]:
         """(path, reason) of every file the index holds as skipped."""
         return [(r.path, r.reason or "") for r in self.store.iter_records("skipped")]
 
-    def _indexed_record(self, query: Query) -> ImageRecord | None:
-        path = query_path(query)
-        record = self.store.record_by_path(path) if path else None
-        return record if record and record.status == "ok" else None
 
-
-def _upsert(item: EmbeddedFile) -> Upsert:
-    entry, d = item.entry, item.decoded
-    if d is None:
-        return Upsert(entry.path, entry.size, entry.mtime_ns, None, reason=item.reason)
-    return Upsert(
-        entry.path,
-        entry.size,
-        entry.mtime_ns,
-        item.vector,
-        None,
-        d.width,
-        d.height,
-        d.format,
-        d.taken_at,
-        d.orientation,
-    )
-
-
-def _hit(record: ImageRecord, score: float) -> Hit:
-    return Hit(record.path, score, record.id, record.width, record.height)
-
-
-def _unchanged(record: ImageRecord) -> bool:
-    try:
-        st = os.stat(record.path)
-    except OSError:
-        return True  # vanished since indexing: its stored vector is still what was indexed
-    return (st.st_size, st.st_mtime_ns) == (record.size, record.mtime_ns)
+def _str(path: str | Path | None) -> str | None:
+    return os.fspath(path) if path is not None else None

@@ -40,8 +40,8 @@ def test_formats_decode_to_rgb_with_their_size(
     path = tmp_path / f"photo{suffix}"
     photo.convert(mode).save(path, fmt)
     decoded = decode_image(path)
-    assert decoded.format == fmt
-    assert (decoded.width, decoded.height) == (451, 300)
+    assert decoded.meta.format == fmt
+    assert (decoded.meta.width, decoded.meta.height) == (451, 300)
     assert decoded.image.mode == "RGB" and decoded.image.size == (451, 300)
     # the pixels are the photo's, not a blank canvas
     assert np.asarray(decoded.image).std() > 20
@@ -56,7 +56,7 @@ def test_avif_and_heic_decode_with_pillows_plugin(
     path = tmp_path / f"photo.{fmt.lower()}"
     photo.save(path, fmt, quality=80)
     decoded = decode_image(path)
-    assert decoded.format == fmt and decoded.image.size == (451, 300)
+    assert decoded.meta.format == fmt and decoded.image.size == (451, 300)
     assert np.asarray(decoded.image).std() > 20
 
 
@@ -81,9 +81,9 @@ def test_exif_orientation_is_applied_and_capture_time_read(tmp_path: Path) -> No
     exif.get_ifd(0x8769)[0x9003] = "2021:07:14 09:30:05"
     stored.save(tmp_path / "rotated.jpg", exif=exif.tobytes(), quality=95)
     decoded = decode_image(tmp_path / "rotated.jpg")
-    assert (decoded.width, decoded.height) == (40, 80) and decoded.image.size == (40, 80)
-    assert decoded.orientation == 6
-    assert decoded.taken_at == "2021-07-14T09:30:05"
+    assert (decoded.meta.width, decoded.meta.height) == (40, 80) and decoded.image.size == (40, 80)
+    assert decoded.meta.orientation == 6
+    assert decoded.meta.taken_at == "2021-07-14T09:30:05"
     top, bottom = decoded.image.getpixel((20, 5)), decoded.image.getpixel((20, 75))
     assert isinstance(top, tuple) and isinstance(bottom, tuple)
     assert top[0] > 200 and bottom[2] > 200  # the red half is now on top
@@ -95,7 +95,7 @@ def test_max_side_shrinks_large_jpegs_keeping_the_full_size_on_record(
     big = photo.resize((1804, 1200))
     big.save(tmp_path / "big.jpg", quality=90)
     decoded = decode_image(tmp_path / "big.jpg", max_side=224)
-    assert (decoded.width, decoded.height) == (1804, 1200)
+    assert (decoded.meta.width, decoded.meta.height) == (1804, 1200)
     assert max(decoded.image.size) == 224
 
 

@@ -120,6 +120,27 @@ def test_exclude_self_and_query_errors(
     assert json.loads(failed.stdout)["error"].startswith("not an image")
 
 
+def test_search_filters_and_region_from_the_command_line(
+    run_cli: Cli, built_index: Path, photo_library: Path
+) -> None:
+    def paths(*args: str) -> list[str]:
+        out = run_cli("search", *args, "--index", str(built_index), "--json", check=True)
+        return [r["path"] for r in json.loads(out.stdout)["results"]]
+
+    moon = str(photo_library / "moon.jpg")
+    wide = paths(moon, "--min-width", "600", "-k", "8")  # coffee 600, rocket 640, retina 1411
+    assert sorted(Path(p).name for p in wide) == ["coffee.jpg", "retina.jpg", "rocket.jpg"]
+    assert paths(moon, "--folder", str(photo_library / "elsewhere")) == []
+    assert len(paths(moon, "--folder", str(photo_library), "-k", "3")) == 3
+    assert paths(moon, "--taken-after", "2020-01-01") == []  # these photos have no EXIF date
+    # The cat's head in chelsea (451x300) finds chelsea first.
+    assert paths(str(photo_library / "chelsea.jpg"), "--region", "140,20,200,180")[0].endswith(
+        "chelsea.jpg"
+    )
+    bad = run_cli("search", moon, "--index", str(built_index), "--region", "1,2,3")
+    assert bad.returncode == 2 and "a region is x,y,w,h" in bad.stderr
+
+
 def test_errors_are_one_line_with_nonzero_exit(
     run_cli: Cli, tmp_path: Path, built_index: Path
 ) -> None:

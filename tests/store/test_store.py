@@ -1,4 +1,4 @@
-"""The store on its own: vectors here are unit vectors, the store's only input."""
+"""The embedded store on its own: vectors here are unit vectors, the store's only input."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lookalike.decode.image import ImageMeta
 from lookalike.errors import IndexLockedError, IndexNotFoundError, LookalikeError
-from lookalike.store import Store
+from lookalike.store import LocalStore
 from lookalike.store.catalogue import Upsert
 from lookalike.store.vectors import saved_generations
 from lookalike.store.whitening import learn_whitening
@@ -22,31 +23,31 @@ def unit(seed: int) -> np.ndarray:
 
 
 def upsert(path: str, seed: int, size: int = 100, mtime: int = 1) -> Upsert:
-    return Upsert(path, size, mtime, unit(seed), width=10, height=20, format="JPEG")
+    return Upsert(path, size, mtime, unit(seed), meta=ImageMeta(width=10, height=20, format="JPEG"))
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store.create(tmp_path / "idx", "test-model", "test-model-v1", DIM)
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore.create(tmp_path / "idx", "test-model", "test-model-v1", DIM)
 
 
 def test_create_then_open_keeps_model_and_rejects_a_second_create(
-    tmp_path: Path, store: Store
+    tmp_path: Path, store: LocalStore
 ) -> None:
     store.close()
-    reopened = Store.open(tmp_path / "idx")
+    reopened = LocalStore.open(tmp_path / "idx")
     assert (reopened.model_name, reopened.model_id, reopened.dim) == (
         "test-model",
         "test-model-v1",
         DIM,
     )
     with pytest.raises(LookalikeError, match="already exists"):
-        Store.create(tmp_path / "idx", "other", "other", DIM)
+        LocalStore.create(tmp_path / "idx", "other", "other", DIM)
     with pytest.raises(IndexNotFoundError):
-        Store.open(tmp_path / "nothing")
+        LocalStore.open(tmp_path / "nothing")
 
 
-def test_writes_need_the_lock_and_each_commit_bumps_the_generation(store: Store) -> None:
+def test_writes_need_the_lock_and_each_commit_bumps_the_generation(store: LocalStore) -> None:
     with pytest.raises(RuntimeError):
         store.write([upsert("/a.jpg", 1)])
     with store.writing():
@@ -55,7 +56,7 @@ def test_writes_need_the_lock_and_each_commit_bumps_the_generation(store: Store)
     assert (g1, g2) == (1, 2) and store.count() == 3
 
 
-def test_search_finds_each_vector_first_with_score_one(store: Store) -> None:
+def test_search_finds_each_vector_first_with_score_one(store: LocalStore) -> None:
     with store.writing():
         store.write([upsert(f"/{i}.jpg", i) for i in range(10)])
     results = store.search(np.stack([unit(3), unit(7)]), k=3)
@@ -64,7 +65,7 @@ def test_search_finds_each_vector_first_with_score_one(store: Store) -> None:
     assert results[0][0][0].width == 10 and len(results[0]) == 3
 
 
-def test_update_keeps_the_id_and_replaces_the_vector(store: Store) -> None:
+def test_update_keeps_the_id_and_replaces_the_vector(store: LocalStore) -> None:
     with store.writing():
         store.write([upsert("/a.jpg", 1)])
         first = store.record_by_path("/a.jpg")
@@ -75,7 +76,7 @@ def test_update_keeps_the_id_and_replaces_the_vector(store: Store) -> None:
     assert len(store.vectors) == 1
 
 
-def test_removed_ids_are_never_reused(store: Store) -> None:
+def test_removed_ids_are_never_reused(store: LocalStore) -> None:
     with store.writing():
         store.write([upsert("/a.jpg", 1), upsert("/b.jpg", 2)])
         store.write([], ["/b.jpg"])
@@ -85,7 +86,7 @@ def test_removed_ids_are_never_reused(store: Store) -> None:
     assert store.search(unit(2)[None], k=5)[0][0][0].path != "/b.jpg"
 
 
-def test_skipped_files_are_recorded_without_vectors(store: Store) -> None:
+def test_skipped_files_are_recorded_without_vectors(store: LocalStore) -> None:
     with store.writing():
         store.write([upsert("/a.jpg", 1), Upsert("/bad.jpg", 5, 1, None, reason="not an image")])
     assert store.count() == 1
@@ -94,8 +95,10 @@ def test_skipped_files_are_recorded_without_vectors(store: Store) -> None:
     assert len(store.vectors) == 1
 
 
-def test_a_reader_catches_up_with_another_writers_commits(tmp_path: Path, store: Store) -> None:
-    reader = Store.open(tmp_path / "idx")
+def test_a_reader_catches_up_with_another_writers_commits(
+    tmp_path: Path, store: LocalStore
+) -> None:
+    reader = LocalStore.open(tmp_path / "idx")
     with store.writing():
         store.write([upsert("/a.jpg", 1), upsert("/b.jpg", 2)])
     assert len(reader.vectors) == 2
@@ -105,31 +108,35 @@ def test_a_reader_catches_up_with_another_writers_commits(tmp_path: Path, store:
     assert {r.path for r, _ in reader.search(unit(1)[None], k=5)[0]} == {"/b.jpg", "/c.jpg"}
 
 
-def test_vector_file_is_saved_at_the_generation_and_reloaded(tmp_path: Path, store: Store) -> None:
+def test_vector_file_is_saved_at_the_generation_and_reloaded(
+    tmp_path: Path, store: LocalStore
+) -> None:
     with store.writing():
         store.write([upsert(f"/{i}.jpg", i) for i in range(5)])
     assert saved_generations(tmp_path / "idx") == [1]
     store.close()
-    reopened = Store.open(tmp_path / "idx")
+    reopened = LocalStore.open(tmp_path / "idx")
     assert reopened.vectors.generation == 1 and len(reopened.vectors) == 5
 
 
-def test_stale_vector_file_is_replayed_from_the_catalogue(tmp_path: Path, store: Store) -> None:
+def test_stale_vector_file_is_replayed_from_the_catalogue(
+    tmp_path: Path, store: LocalStore
+) -> None:
     """As after a crash: commits exist that no vector file has seen."""
     with store.writing():
         store.write([upsert(f"/{i}.jpg", i) for i in range(5)])  # saved at generation 1
     # a writer killed after its commit and before saving: the catalogue moves on, the file not
     store.catalogue.apply([upsert("/new.jpg", 50)], ["/0.jpg"], store.model_id)
     assert saved_generations(tmp_path / "idx") == [1]
-    fresh = Store.open(tmp_path / "idx")
+    fresh = LocalStore.open(tmp_path / "idx")
     assert len(fresh.vectors) == 5 and fresh.vectors.generation == 2
     assert fresh.search(unit(50)[None], k=1)[0][0][0].path == "/new.jpg"
 
 
-def test_a_reader_older_than_the_removal_log_rebuilds(tmp_path: Path, store: Store) -> None:
+def test_a_reader_older_than_the_removal_log_rebuilds(tmp_path: Path, store: LocalStore) -> None:
     with store.writing():
         store.write([upsert("/a.jpg", 1), upsert("/b.jpg", 2)])
-    reader = Store.open(tmp_path / "idx")
+    reader = LocalStore.open(tmp_path / "idx")
     assert len(reader.vectors) == 2  # reader now at generation 1
     with store.writing():
         store.write([], ["/a.jpg"])
@@ -138,8 +145,8 @@ def test_a_reader_older_than_the_removal_log_rebuilds(tmp_path: Path, store: Sto
     assert {r.path for r, _ in reader.search(unit(1)[None], k=5)[0]} == {"/b.jpg", "/c.jpg"}
 
 
-def test_second_writer_is_refused_with_the_holders_pid(tmp_path: Path, store: Store) -> None:
-    other = Store.open(tmp_path / "idx")
+def test_second_writer_is_refused_with_the_holders_pid(tmp_path: Path, store: LocalStore) -> None:
+    other = LocalStore.open(tmp_path / "idx")
     with store.writing():
         with pytest.raises(IndexLockedError, match=r"locked by PID \d+"), other.writing():
             pass
@@ -151,16 +158,16 @@ def test_second_writer_is_refused_with_the_holders_pid(tmp_path: Path, store: St
 
 
 def test_whitening_applies_to_stored_vectors_and_queries_in_every_reader(
-    tmp_path: Path, store: Store
+    tmp_path: Path, store: LocalStore
 ) -> None:
     with store.writing():
         store.write([upsert(f"/{i}.jpg", i) for i in range(20)])
-    reader = Store.open(tmp_path / "idx")
+    reader = LocalStore.open(tmp_path / "idx")
     assert len(reader.vectors) == 20 and reader.vectors.whitening is None
     whitening = learn_whitening(store.all_vectors(), dims=4)
     with store.writing():
         store.set_whitening(whitening)
-    for view in (store, reader, Store.open(tmp_path / "idx")):
+    for view in (store, reader, LocalStore.open(tmp_path / "idx")):
         assert view.vectors.dim == 4 and len(view.vectors) == 20
         (best, score), *_ = view.search(unit(7)[None], k=3)[0]
         assert best.path == "/7.jpg" and score == pytest.approx(1.0, abs=1e-4)

@@ -29,20 +29,29 @@ EXIF_IFD = 0x8769
 EXIF_DATETIME_ORIGINAL = 0x9003
 
 
-@dataclass(frozen=True)
-class DecodedImage:
-    """An RGB image ready to embed, with the facts the catalogue keeps about its file.
+@dataclass(frozen=True, kw_only=True)
+class ImageMeta:
+    """What decoding tells about an image beyond its pixels; the catalogue keeps these fields
+    for every image (:class:`lookalike.store.record.ImageRecord` extends this class).
 
-    ``image`` may be downscaled (never below the size asked for); ``width`` and ``height``
-    are the full image's, after EXIF orientation.
+    ``width`` and ``height`` are the full image's, after EXIF orientation. Every field is
+    optional, because a file that failed to decode has none of them.
     """
 
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    taken_at: str | None = None  # ISO 8601 local time from EXIF, when present
+    orientation: int | None = None  # EXIF orientation tag 1..8, when present
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An RGB image ready to embed, and its metadata. ``image`` may be downscaled (never below
+    the size asked for); ``meta`` describes the full image."""
+
     image: Image.Image
-    width: int
-    height: int
-    format: str
-    taken_at: str | None  # ISO 8601 local time from EXIF, when present
-    orientation: int | None  # EXIF orientation tag 1..8, when present
+    meta: ImageMeta
 
 
 def decode_image(source: str | Path | bytes, max_side: int | None = None) -> DecodedImage:
@@ -102,7 +111,10 @@ def _decode(source: str | Path | bytes, max_side: int | None) -> DecodedImage:
             width, height = height, width
     if max_side and max(rgb.size) > max_side:
         rgb = letterbox_resize(rgb, max_side)
-    return DecodedImage(rgb, width, height, fmt, taken_at, orientation)
+    meta = ImageMeta(
+        width=width, height=height, format=fmt, taken_at=taken_at, orientation=orientation
+    )
+    return DecodedImage(rgb, meta)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -10,13 +10,16 @@ import importlib
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from datetime import date
 from pathlib import Path
 
 from lookalike.config import Settings, cache_home, load_settings
 from lookalike.errors import LookalikeError
 from lookalike.index import AddReport, Index
 from lookalike.present.progress import progress_bar
-from lookalike.search.query import Query, SearchResult
+from lookalike.search.filters import Filters
+from lookalike.search.query import Query, RegionQuery, SearchResult
+from lookalike.search.region import Box
 
 MAX_SKIPPED_SHOWN = 20
 
@@ -106,6 +109,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", default=None, help="must match the index's model")
     p.add_argument("--weights", default=None, metavar="FILE")
+    p.add_argument(
+        "--region",
+        type=parse_box,
+        metavar="X,Y,W,H",
+        help="search for this region of each query image (original pixels)",
+    )
+    filters = p.add_argument_group("filters (results must pass all that are given)")
+    filters.add_argument("--folder", metavar="DIR", help="only images under this folder")
+    filters.add_argument(
+        "--taken-after", type=parse_day, metavar="YYYY-MM-DD", help="taken on or after (EXIF)"
+    )
+    filters.add_argument(
+        "--taken-before", type=parse_day, metavar="YYYY-MM-DD", help="taken on or before (EXIF)"
+    )
+    filters.add_argument("--min-width", type=int, default=0, metavar="PX")
+    filters.add_argument("--min-height", type=int, default=0, metavar="PX")
     p.set_defaults(run=run_search)
 
     p = sub.add_parser("info", parents=[common], help="what the index holds")
@@ -161,13 +180,18 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
         raise LookalikeError("no query given (image paths, - for stdin, or --queries-from FILE)")
     if queries.count("-") > (0 if args.queries_from != "-" else -1) + 1:
         raise LookalikeError("stdin can hold one image query, or the query list, not both")
+    filters = Filters(
+        args.folder, args.taken_after, args.taken_before, args.min_width, args.min_height
+    )
     failed = 0
     with Index.open(settings.index, args.model, args.weights) as index:
         for batch in chunks(queries, settings.batch_size):
-            given: list[Query] = [sys.stdin.buffer.read() if q == "-" else q for q in batch]
-            for label, result in zip(
-                batch, index.search_many(given, args.k, args.exclude_self), strict=True
-            ):
+            sources = [sys.stdin.buffer.read() if q == "-" else q for q in batch]
+            given: list[Query] = (
+                [RegionQuery(s, args.region) for s in sources] if args.region else list(sources)
+            )
+            results = index.search_many(given, args.k, args.exclude_self, filters)
+            for label, result in zip(batch, results, strict=True):
                 failed += result.error is not None
                 print(
                     format_json(label, result) if args.json else format_table(label, result),
@@ -234,6 +258,20 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # helpers
+
+
+def parse_box(text: str) -> Box:
+    try:
+        return Box.parse(text)
+    except LookalikeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day (YYYY-MM-DD): {text!r}") from None
 
 
 def read_query_list(source: str) -> list[str]:

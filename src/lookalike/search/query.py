@@ -1,18 +1,28 @@
-"""What a query can be, and how each kind becomes an image to embed."""
+"""What a query can be, how each kind becomes an image to embed, and what a search returns."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from lookalike.decode.image import decode_image
-from lookalike.errors import ImageError
+from lookalike.errors import ImageError, LookalikeError
+from lookalike.search.region import Box, crop_region
 
-Query = str | Path | bytes | Image.Image | np.ndarray
+
+@dataclass(frozen=True)
+class RegionQuery:
+    """Search for the region ``box`` of an image file (path) or encoded image (bytes)."""
+
+    source: str | Path | bytes
+    box: Box
+
+
+Query = str | Path | bytes | Image.Image | np.ndarray | RegionQuery
 
 
 @dataclass(frozen=True)
@@ -33,19 +43,25 @@ class SearchResult:
     query: Query
     hits: list[Hit]
     error: str | None = None
+    # The exception behind ``error`` (an ImageError, or a bad region), for callers that raise.
+    cause: LookalikeError | None = field(default=None, repr=False, compare=False)
 
 
 def query_path(query: Query) -> str | None:
-    """The absolute path of a query given as a file path, else None."""
+    """The absolute path of a query given as a whole file, else None."""
     return os.path.abspath(os.fspath(query)) if isinstance(query, str | Path) else None
 
 
 def query_image(query: Query, max_side: int) -> Image.Image:
-    """Decode a path or bytes, or adopt an image or array (H, W) / (H, W, 3) uint8."""
+    """Decode a path or bytes, cut a region, or adopt an image or array (H, W) / (H, W, 3)
+    uint8. Raises :class:`ImageError` (a bad image) or another LookalikeError (a bad region)."""
+    if isinstance(query, RegionQuery):
+        source = query.source if isinstance(query.source, bytes) else os.fspath(query.source)
+        return crop_region(source, query.box)
     if isinstance(query, Image.Image):
         return query.convert("RGB")
     if isinstance(query, np.ndarray):
-        if query.ndim not in (2, 3) or query.dtype != np.uint8:
+        if query.ndim not in (2, 3) or query.dtype != np.uint8 or 0 in query.shape:
             raise ImageError(
                 f"an array query must be uint8 (H, W) or (H, W, 3), got {query.dtype} {query.shape}"
             )

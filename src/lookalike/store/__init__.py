@@ -1,5 +1,40 @@
-"""The index on disk: a SQLite catalogue and a FAISS vector index behind one interface."""
+"""Where image records and vectors are kept, behind one protocol (:class:`Store`).
 
-from lookalike.store.store import ImageRecord, Store
+``open_store`` and ``create_store`` pick the implementation from the location: a directory is
+the embedded SQLite + FAISS store.
+"""
 
-__all__ = ["ImageRecord", "Store"]
+from __future__ import annotations
+
+from pathlib import Path
+
+from lookalike.store.base import Ranking, Store, StoreInfo
+from lookalike.store.catalogue import Upsert
+from lookalike.store.local import LocalStore
+from lookalike.store.record import ImageRecord
+
+__all__ = [
+    "ImageRecord",
+    "LocalStore",
+    "Ranking",
+    "Store",
+    "StoreInfo",
+    "Upsert",
+    "create_store",
+    "open_store",
+    "store_exists",
+]
+
+
+def store_exists(location: str | Path) -> bool:
+    return LocalStore.exists(Path(location))
+
+
+def open_store(location: str | Path) -> Store:
+    """The existing store at ``location`` (raises IndexNotFoundError when there is none)."""
+    return LocalStore.open(Path(location))
+
+
+def create_store(location: str | Path, model_name: str, model_id: str, dim: int) -> Store:
+    """A new, empty store at ``location`` for vectors of ``model_id`` (``dim`` floats)."""
+    return LocalStore.create(Path(location), model_name, model_id, dim)

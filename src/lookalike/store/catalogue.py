@@ -1,14 +1,19 @@
 """The SQLite catalogue: every image file, its metadata, its vector, and a change log.
 
 It is the source of truth. Every write is one transaction that also bumps ``generation``;
-vectors and removals carry the generation that wrote them, so a FAISS file saved at an
+vectors and removals carry the generation that wrote them, so a vector index saved at an
 older generation can be brought up to date by replaying only what changed since.
+
+The ``images`` table's columns come from :class:`~lookalike.store.record.ImageRecord`.
+``schema_version`` in ``meta`` is checked on every open: an older catalogue is migrated in
+one transaction, a newer one is refused, so an old index never meets new code by surprise.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,27 +21,28 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.decode.image import ImageMeta
+from lookalike.errors import LookalikeError
+from lookalike.search.filters import Filters
+from lookalike.store.record import (
+    META_FIELDS,
+    RECORD_FIELDS,
+    ImageRecord,
+    column_definitions,
+    record_from_row,
+)
 from lookalike.store.whitening import Whitening
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = 2
+COLUMNS = ", ".join(RECORD_FIELDS)
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS images (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: ids stay stable for clients
-    path        TEXT NOT NULL UNIQUE,
-    size        INTEGER NOT NULL,
-    mtime_ns    INTEGER NOT NULL,
-    status      TEXT NOT NULL CHECK (status IN ('ok', 'skipped')),
-    reason      TEXT,
-    width       INTEGER,
-    height      INTEGER,
-    format      TEXT,
-    taken_at    TEXT,
-    orientation INTEGER,
-    model_id    TEXT,
-    indexed_at  REAL NOT NULL
+    {", ".join(column_definitions())},
+    indexed_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS images_status ON images (status);
 CREATE TABLE IF NOT EXISTS vectors (
     id         INTEGER PRIMARY KEY,
     generation INTEGER NOT NULL,
@@ -50,71 +56,64 @@ CREATE TABLE IF NOT EXISTS whitening (one INTEGER PRIMARY KEY CHECK (one = 1), d
 """
 
 
-@dataclass(frozen=True)
-class ImageRecord:
-    """One catalogue row (without its vector)."""
-
-    id: int
-    path: str
-    size: int
-    mtime_ns: int
-    status: str  # 'ok' (embedded) or 'skipped' (with a reason)
-    reason: str | None = None
-    width: int | None = None
-    height: int | None = None
-    format: str | None = None
-    taken_at: str | None = None
-    orientation: int | None = None
-    model_id: str | None = None
-
-
-RECORD_COLUMNS = (
-    "id, path, size, mtime_ns, status, reason, width, height, format, taken_at, orientation, "
-    "model_id"
-)
+class SchemaVersionError(LookalikeError):
+    """The catalogue was written by a newer lookalike than this one."""
 
 
 @dataclass(frozen=True)
 class Upsert:
-    """A file to insert or update: its record fields and, when embedded, its vector."""
+    """A file to insert or update: how ``stat`` saw it, and its vector and metadata when it
+    was embedded, else the reason it was skipped."""
 
     path: str
     size: int
     mtime_ns: int
     vector: np.ndarray | None  # float32 (dim,); None when skipped
     reason: str | None = None
-    width: int | None = None
-    height: int | None = None
-    format: str | None = None
-    taken_at: str | None = None
-    orientation: int | None = None
+    meta: ImageMeta | None = None
 
 
 class Catalogue:
     """Typed access to the SQLite file. WAL mode: readers never wait for the writer."""
 
     def __init__(self, path: Path) -> None:
-        # Shared between a server's threads; Store serialises access with its mutex.
+        self.path = path
+        # Shared between a server's threads; the store serialises access with its mutex.
         self.conn = sqlite3.connect(
             path, timeout=30.0, isolation_level=None, check_same_thread=False
         )
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, never corrupt
-        self._add_missing_tables()
 
     def initialise(self, meta: dict[str, str]) -> None:
-        self.conn.executescript(SCHEMA)  # idempotent; executescript commits on its own
+        self.conn.executescript(SCHEMA)  # executescript commits on its own
         with self.transaction():
             self.conn.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [*meta.items(), ("generation", "0"), ("schema_version", SCHEMA_VERSION)],
+                [
+                    *meta.items(),
+                    ("generation", "0"),
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("index_uid", uuid.uuid4().hex),
+                ],
             )
 
-    def _add_missing_tables(self) -> None:
-        """Indexes made by an earlier version lack later tables (all optional ones)."""
-        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
-        if "images" in tables and "whitening" not in tables:
-            self.conn.executescript(SCHEMA)
+    def ensure_version(self) -> None:
+        """Migrate an older catalogue to this version; refuse a newer one."""
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"index {self.path.parent} was made by a newer lookalike (schema {version}, "
+                f"this one reads up to {SCHEMA_VERSION}); upgrade lookalike to use it"
+            )
+        if version < SCHEMA_VERSION:
+            with self.transaction() as tx:
+                if self.schema_version() < SCHEMA_VERSION:  # not migrated meanwhile
+                    _migrate_from_v1(tx)
+
+    def schema_version(self) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 1
 
     def close(self) -> None:
         self.conn.close()
@@ -139,11 +138,8 @@ class Catalogue:
         return int(row[0])
 
     def count(self, status: str = "ok") -> int:
-        return int(
-            self.conn.execute("SELECT count(*) FROM images WHERE status = ?", (status,)).fetchone()[
-                0
-            ]
-        )
+        row = self.conn.execute("SELECT count(*) FROM images WHERE status = ?", (status,))
+        return int(row.fetchone()[0])
 
     def stat_map(self) -> dict[str, tuple[int, int, int]]:
         """path -> (id, size, mtime_ns) for every file, to tell changed from unchanged."""
@@ -156,26 +152,54 @@ class Catalogue:
             chunk = list(ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
-                f"SELECT {RECORD_COLUMNS} FROM images WHERE id IN ({marks})", chunk
+                f"SELECT {COLUMNS} FROM images WHERE id IN ({marks})", chunk
             ):
-                found[row[0]] = ImageRecord(*row)
+                record = record_from_row(row)
+                found[record.id] = record
         return found
 
     def record_by_path(self, path: str) -> ImageRecord | None:
-        row = self.conn.execute(
-            f"SELECT {RECORD_COLUMNS} FROM images WHERE path = ?", (path,)
-        ).fetchone()
-        return ImageRecord(*row) if row else None
+        row = self.conn.execute(f"SELECT {COLUMNS} FROM images WHERE path = ?", (path,))
+        found = row.fetchone()
+        return record_from_row(found) if found else None
 
     def iter_records(self, status: str | None = None) -> Iterator[ImageRecord]:
-        query = f"SELECT {RECORD_COLUMNS} FROM images"
+        query = f"SELECT {COLUMNS} FROM images"
         rows = (
             self.conn.execute(query + " WHERE status = ? ORDER BY id", (status,))
             if status
             else self.conn.execute(query + " ORDER BY id")
         )
         for row in rows:
-            yield ImageRecord(*row)
+            yield record_from_row(row)
+
+    def matching_ids(self, filters: Filters) -> np.ndarray:
+        """Ids of the embedded images that pass ``filters`` (int64, ascending)."""
+        where: list[str] = ["status = 'ok'"]
+        params: list[object] = []
+        if filters.folder:
+            # Whole folder names: the folder itself, or a path under "folder/": the range
+            # ["folder/", "folder0") uses the path index, as '0' follows '/'.
+            prefix = filters.folder.rstrip("/") + "/"
+            where.append("(path = ? OR (path >= ? AND path < ?))")
+            params += [filters.folder, prefix, prefix[:-1] + "0"]
+        if filters.min_width:
+            where.append("width >= ?")
+            params.append(filters.min_width)
+        if filters.min_height:
+            where.append("height >= ?")
+            params.append(filters.min_height)
+        if filters.taken_after:
+            where.append("taken_at IS NOT NULL AND substr(taken_at, 1, 10) >= ?")
+            params.append(filters.taken_after.isoformat())
+        if filters.taken_before:
+            where.append("taken_at IS NOT NULL AND substr(taken_at, 1, 10) <= ?")
+            params.append(filters.taken_before.isoformat())
+        rows = self.conn.execute(f"SELECT id FROM images WHERE {' AND '.join(where)}", params)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64)
+        if filters.ids is not None:
+            ids = ids[np.isin(ids, np.fromiter(filters.ids, dtype=np.int64))]
+        return np.sort(ids)
 
     def whitening(self) -> Whitening | None:
         row = self.conn.execute("SELECT data FROM whitening").fetchone()
@@ -186,9 +210,12 @@ class Catalogue:
         return np.frombuffer(row[0], dtype=np.float32) if row else None
 
     def vectors_since(self, generation: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Chunks of (ids int64 (n,), vectors float32 (n, d)) written after ``generation``."""
+        """Chunks of (ids int64 (n,), vectors float32 (n, d)) written after ``generation``.
+
+        No ``ORDER BY``: it would make SQLite scan the whole table instead of the generation
+        index, and replaying needs no order."""
         rows = self.conn.execute(
-            "SELECT id, vector FROM vectors WHERE generation > ? ORDER BY id", (generation,)
+            "SELECT id, vector FROM vectors WHERE generation > ?", (generation,)
         )
         while chunk := rows.fetchmany(4096):
             ids = np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk))
@@ -212,6 +239,13 @@ class Catalogue:
     def apply(self, upserts: Iterable[Upsert], removals: Iterable[str], model_id: str) -> int:
         """Write files and removals in one transaction; returns the new generation."""
         now = time.time()
+        columns = ("path", "size", "mtime_ns", "status", "reason", *META_FIELDS, "model_id")
+        updates = ", ".join(f"{c} = excluded.{c}" for c in (*columns[1:], "indexed_at"))
+        upsert_sql = (
+            f"INSERT INTO images ({', '.join(columns)}, indexed_at) "
+            f"VALUES ({', '.join('?' * (len(columns) + 1))}) "
+            f"ON CONFLICT (path) DO UPDATE SET {updates} RETURNING id"
+        )
         with self.transaction() as tx:
             generation = self.generation() + 1
             for path in removals:
@@ -223,45 +257,30 @@ class Catalogue:
                         "INSERT INTO removed (id, generation) VALUES (?, ?)", (row[0], generation)
                     )
             for u in upserts:
-                status = "ok" if u.vector is not None else "skipped"
-                row = tx.execute(
-                    """INSERT INTO images (path, size, mtime_ns, status, reason, width, height,
-                           format, taken_at, orientation, model_id, indexed_at)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                       ON CONFLICT (path) DO UPDATE SET size = excluded.size,
-                           mtime_ns = excluded.mtime_ns, status = excluded.status,
-                           reason = excluded.reason, width = excluded.width,
-                           height = excluded.height, format = excluded.format,
-                           taken_at = excluded.taken_at, orientation = excluded.orientation,
-                           model_id = excluded.model_id, indexed_at = excluded.indexed_at
-                       RETURNING id""",
-                    (
-                        u.path,
-                        u.size,
-                        u.mtime_ns,
-                        status,
-                        u.reason,
-                        u.width,
-                        u.height,
-                        u.format,
-                        u.taken_at,
-                        u.orientation,
-                        model_id if u.vector is not None else None,
-                        now,
-                    ),
-                ).fetchone()
+                embedded = u.vector is not None
+                meta = u.meta or ImageMeta()
+                values = (
+                    u.path,
+                    u.size,
+                    u.mtime_ns,
+                    "ok" if embedded else "skipped",
+                    u.reason,
+                    *(getattr(meta, name) for name in META_FIELDS),
+                    model_id if embedded else None,
+                    now,
+                )
+                row = tx.execute(upsert_sql, values).fetchone()
                 if u.vector is not None:
                     blob = np.ascontiguousarray(u.vector, dtype=np.float32).tobytes()
                     tx.execute(
                         "INSERT OR REPLACE INTO vectors (id, generation, vector) VALUES (?, ?, ?)",
                         (row[0], generation, blob),
                     )
-                else:  # a file that was embedded and is now unreadable loses its vector
-                    if tx.execute("DELETE FROM vectors WHERE id = ?", row).rowcount:
-                        tx.execute(
-                            "INSERT INTO removed (id, generation) VALUES (?, ?)",
-                            (row[0], generation),
-                        )
+                elif tx.execute("DELETE FROM vectors WHERE id = ?", row).rowcount:
+                    # a file that was embedded and is now unreadable loses its vector
+                    tx.execute(
+                        "INSERT INTO removed (id, generation) VALUES (?, ?)", (row[0], generation)
+                    )
             tx.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
         return generation
 
@@ -286,10 +305,46 @@ class Catalogue:
         return generation
 
     def prune_removal_log(self, upto: int) -> None:
-        """Forget removals at or before ``upto`` (a generation a FAISS file was saved at)."""
+        """Forget removals at or before ``upto`` (a generation a vector file was saved at)."""
         with self.transaction() as tx:
             tx.execute("DELETE FROM removed WHERE generation <= ?", (upto,))
             tx.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('removed_log_since', ?)",
                 (str(upto),),
             )
+
+
+def _migrate_from_v1(tx: sqlite3.Connection) -> None:
+    """Schema 1 (lookalike before the store protocol) -> 2, in the caller's transaction.
+
+    Adds the tables and columns that came later, records the kind of store and vector index
+    and a unique id, and gives int8 indexes the model id that names their calibration.
+    """
+    tables = {r[0] for r in tx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "images" in tables:
+        have = {r[1] for r in tx.execute("PRAGMA table_info(images)")}
+        for column in column_definitions():
+            if column.split()[0] not in have:
+                tx.execute(f"ALTER TABLE images ADD COLUMN {column}")
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            tx.execute(statement)
+    meta = dict(tx.execute("SELECT key, value FROM meta").fetchall())
+    renamed = v1_model_id(meta.get("model_id", ""))
+    if renamed != meta.get("model_id"):
+        tx.execute("UPDATE images SET model_id = ? WHERE model_id = ?", (renamed, meta["model_id"]))
+    tx.executemany(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        [
+            ("model_id", renamed),
+            ("store", meta.get("store", "sqlite")),
+            ("vector_index", meta.get("vector_index", "faiss-flat")),
+            ("index_uid", meta.get("index_uid", uuid.uuid4().hex)),
+            ("schema_version", str(SCHEMA_VERSION)),
+        ],
+    )
+
+
+def v1_model_id(model_id: str) -> str:
+    """The schema-2 name of a schema-1 model id (int8 ids now name their calibration)."""
+    return model_id

@@ -18,6 +18,7 @@ from lookalike.store.catalogue import Catalogue
 from lookalike.store.whitening import Whitening
 
 FILE_PATTERN = re.compile(r"^vectors-(\d+)\.faiss$")
+VECTOR_INDEX_KIND = "faiss-flat"  # recorded in the catalogue: exact inner-product search
 
 
 class VectorIndex:
@@ -71,17 +72,29 @@ class VectorIndex:
         self.generation = target
         return True
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Raw float32 (n, raw_dim) -> (scores float32 (n, k), ids int64 (n, k)); id -1 pads."""
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Raw float32 (n, raw_dim) -> (scores float32 (n, k), ids int64 (n, k)); id -1 pads.
+
+        ``allowed`` (int64 ids), if given, restricts the search to those ids: FAISS skips the
+        others while scanning (an ``IDSelector``), rather than the caller trimming results."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.raw_dim:
             raise ValueError(f"queries must be (n, {self.raw_dim}), got {queries.shape}")
         queries = self._transform(queries)
-        k = max(1, min(k, len(self)))
-        if len(self) == 0:
+        candidates = len(self) if allowed is None else min(len(self), len(allowed))
+        if candidates == 0:
             n = len(queries)
             return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
-        scores, ids = self.index.search(queries, k)
+        k = max(1, min(k, candidates))
+        if allowed is None:
+            scores, ids = self.index.search(queries, k)
+        else:
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            params = faiss.SearchParameters()
+            params.sel = selector
+            scores, ids = self.index.search(queries, k, params=params)
         return scores, ids
 
     def _transform(self, vectors: np.ndarray) -> np.ndarray:

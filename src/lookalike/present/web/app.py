@@ -7,6 +7,7 @@ writes made by other processes (``lookalike index``) on each search, so no resta
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import threading
 import time
@@ -32,7 +33,6 @@ from lookalike.errors import (
 )
 from lookalike.present.web.files import THUMBNAIL_SIZES, servable_path
 from lookalike.present.web.jobs import Job
-from lookalike.present.web.query import Box, Filters
 from lookalike.present.web.schemas import (
     AddRequest,
     CollectionOut,
@@ -47,7 +47,9 @@ from lookalike.present.web.schemas import (
 )
 from lookalike.present.web.security import TokenGate, UploadLimit
 from lookalike.present.web.service import MODEL_WAIT_S, ServerConfig, Service
+from lookalike.search.filters import Filters
 from lookalike.search.query import Hit
+from lookalike.search.region import Box
 from lookalike.store import ImageRecord
 
 MAX_K = 200
@@ -177,13 +179,9 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     def image_out(r: ImageRecord) -> ImageOut:
         return ImageOut(
-            id=r.id,
-            path=r.path,
-            width=r.width,
-            height=r.height,
-            format=r.format,
-            taken_at=r.taken_at,
-            **urls(r.id),
+            **dataclasses.asdict(r),
+            thumbnail_url=f"/api/images/{r.id}/thumbnail",
+            original_url=f"/api/images/{r.id}/original",
         )
 
     @app.get("/health", tags=["status"])
@@ -195,7 +193,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         return Health(
             status=status,  # type: ignore[arg-type]
             error=service.load_error,
-            images=await run_in_threadpool(service.index.store.count),
+            images=await run_in_threadpool(len, service.index),
             version=__version__,
             features=Features(),
         )

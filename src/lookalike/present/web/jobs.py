@@ -7,14 +7,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lookalike.embed.interface import Embedder
 from lookalike.errors import IndexLockedError, LookalikeError
 from lookalike.index import AddReport, Index
-from lookalike.store import Store
-from lookalike.store.lock import WriterLock
 
 
 @dataclass
@@ -33,7 +32,7 @@ class Job:
 
 
 class JobRunner:
-    """Runs ``Index.add`` in a thread with its own Index (own SQLite connection, writer lock).
+    """Runs ``Index.add`` in a thread with its own Index (own database connection and lock).
 
     ``embedder`` gives the model already loaded for searching, so a job does not load a
     second copy; it blocks until the model is ready.
@@ -60,23 +59,31 @@ class JobRunner:
             running = [j for j in self._jobs.values() if j.status == "running"]
             if running:
                 raise IndexLockedError(f"add job {running[0].id} is still running")
-            probe = WriterLock(self.index_dir)  # fail now, as a 409, if another writer runs
-            probe.acquire()
-            probe.release()
+            # The lock is taken here, so another writer is a 409 now; the job's thread
+            # releases it when done.
+            held = ExitStack()
+            writer = held.enter_context(Index.open(self.index_dir, embedder=self._embedder))
+            try:
+                held.enter_context(writer.writing())
+            except BaseException:
+                held.close()
+                raise
             job = Job(uuid.uuid4().hex[:12], [os.path.normpath(p) for p in paths])
             self._jobs[job.id] = job
-        threading.Thread(target=self._run, args=(job,), name=f"add-{job.id}", daemon=True).start()
+        threading.Thread(
+            target=self._run, args=(job, writer, held), name=f"add-{job.id}", daemon=True
+        ).start()
         return job
 
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job, writer: Index, held: ExitStack) -> None:
         def progress(done: int, total: int) -> None:
             job.done, job.total = done, total
 
         try:
-            with Index(Store.open(self.index_dir), self._embedder()) as writer:
+            with held:
                 job.report = writer.add(job.paths, progress=progress)
             job.status = "done"
         except LookalikeError as exc:

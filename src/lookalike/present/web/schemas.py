@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from lookalike.index import IndexInfo
+from lookalike.store import ImageRecord
 
 
 class Features(BaseModel):
@@ -43,13 +45,10 @@ class SearchOut(BaseModel):
     results: list[HitOut]
 
 
-class ImageOut(BaseModel):
-    id: int
-    path: str
-    width: int | None
-    height: int | None
-    format: str | None
-    taken_at: str | None
+@dataclass(frozen=True, kw_only=True)
+class ImageOut(ImageRecord):
+    """An indexed image: its catalogue record, and where to fetch its pixels."""
+
     thumbnail_url: str
     original_url: str
 

@@ -20,9 +20,10 @@ from lookalike.errors import LookalikeError
 from lookalike.index import Index
 from lookalike.present.web.files import ThumbnailCache
 from lookalike.present.web.jobs import JobRunner
-from lookalike.present.web.query import Box, Filters, crop_region
-from lookalike.search.query import Hit
+from lookalike.search.filters import Filters
+from lookalike.search.query import Hit, RegionQuery
 from lookalike.search.query import Query as SearchQuery
+from lookalike.search.region import Box
 from lookalike.store import ImageRecord
 
 T = TypeVar("T")
@@ -85,7 +86,7 @@ class Service:
         )
 
     def record(self, image_id: int) -> ImageRecord:
-        record = self.index.store.records([image_id]).get(image_id)
+        record = self.index.record(image_id)
         if record is None or record.status != "ok":
             raise HTTPException(404, f"no indexed image with id {image_id}")
         return record
@@ -98,16 +99,15 @@ class Service:
         if box is not None:
             if not isinstance(query, str | bytes):
                 raise TypeError("a region is cut from a path or encoded bytes")
-            query = crop_region(query, box)
-        where = filters.accepts if filters.active else None
-        return self.index.search(query, k, exclude_self, where)
+            query = RegionQuery(query, box)
+        return self.index.search(query, k, exclude_self, filters)
 
     def collection(self) -> list[ImageRecord]:
         """Every indexed image, re-read only when the catalogue's generation moved."""
-        generation = self.index.store.catalogue.generation()
+        generation = self.index.generation()
         with self._collection_mutex:
             if self._collection[0] != generation:
-                self._collection = (generation, list(self.index.store.iter_records("ok")))
+                self._collection = (generation, list(self.index.records("ok")))
             return self._collection[1]
 
     def close(self) -> None:

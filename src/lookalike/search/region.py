@@ -1,58 +1,18 @@
-"""What a web search asks for beyond the image: filters on the results and a region to crop."""
+"""Searching for a region of an image: the box, and the pixels it cuts out."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from datetime import date
 
 from PIL import Image
 
 from lookalike.decode.image import decode_image
 from lookalike.errors import LookalikeError
-from lookalike.files.walk import is_under
-from lookalike.store import ImageRecord
 
 # Regions are cut from the image decoded at most this large (fast for big JPEGs), then
 # embedded; the network sees far fewer pixels than this anyway.
 REGION_DECODE_SIDE = 1024
 MIN_REGION_SIDE = 8  # pixels of the original: smaller boxes hold nothing to search with
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Conditions a result must meet; dates compare the EXIF capture day (inclusive)."""
-
-    folder: str | None = None  # absolute folder: results under it only
-    taken_after: date | None = None
-    taken_before: date | None = None
-    min_width: int = 0
-    min_height: int = 0
-
-    @property
-    def active(self) -> bool:
-        return bool(
-            self.folder
-            or self.taken_after
-            or self.taken_before
-            or self.min_width
-            or self.min_height
-        )
-
-    def accepts(self, record: ImageRecord) -> bool:
-        if self.folder and not is_under(record.path, [os.path.abspath(self.folder)]):
-            return False
-        if (record.width or 0) < self.min_width or (record.height or 0) < self.min_height:
-            return False
-        if self.taken_after or self.taken_before:
-            if not record.taken_at:  # no capture date: cannot be shown to be in the range
-                return False
-            day = record.taken_at[:10]
-            if self.taken_after and day < self.taken_after.isoformat():
-                return False
-            if self.taken_before and day > self.taken_before.isoformat():
-                return False
-        return True
 
 
 @dataclass(frozen=True)
@@ -64,6 +24,18 @@ class Box:
     w: int
     h: int
 
+    @classmethod
+    def parse(cls, text: str) -> Box:
+        """``"x,y,w,h"`` -> Box; raises LookalikeError for anything else."""
+        parts = text.split(",")
+        try:
+            x, y, w, h = (int(p) for p in parts)
+        except ValueError:
+            raise LookalikeError(f"a region is x,y,w,h in whole pixels, not {text!r}") from None
+        if min(x, y) < 0:
+            raise LookalikeError(f"a region starts inside the image, not at {x},{y}")
+        return cls(x, y, w, h)
+
 
 def crop_region(source: str | bytes, box: Box) -> Image.Image:
     """The RGB pixels of ``box`` in an image file or encoded bytes.
@@ -72,7 +44,7 @@ def crop_region(source: str | bytes, box: Box) -> Image.Image:
     :class:`lookalike.errors.ImageError` when the source cannot be decoded.
     """
     decoded = decode_image(source, max_side=REGION_DECODE_SIDE)
-    width, height = decoded.width, decoded.height
+    width, height = decoded.meta.width or 0, decoded.meta.height or 0
     if min(box.w, box.h) < MIN_REGION_SIDE:
         raise LookalikeError(f"region is too small: at least {MIN_REGION_SIDE}x{MIN_REGION_SIDE}")
     if box.x < 0 or box.y < 0 or box.x + box.w > width or box.y + box.h > height:

@@ -1,15 +1,16 @@
-"""Files to vectors with decoding overlapped with inference: order, failures, bounded."""
+"""The local runner: files to vectors with decoding overlapped with inference, in order."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
 
 from lookalike.demo import write_photos
-from lookalike.embed.pipeline import default_workers, embed_files
-from lookalike.embed.registry import create_embedder
 from lookalike.files.walk import FileEntry
+from lookalike.pipeline import EmbedderSpec, LocalRunner, Mapper
+from lookalike.pipeline.runner import default_workers
 
 
 def entries(paths: list[Path]) -> list[FileEntry]:
@@ -21,10 +22,12 @@ def test_decode_threads_keep_order_and_reasons(tmp_path: Path) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(photos[0].read_bytes()[:300])  # a truncated JPEG
     files = entries([photos[0], broken, *photos[1:]])
-    embedder = create_embedder("seed_cnn", runtime="torch")
+    mapper = Mapper(EmbedderSpec("seed_cnn", runtime="torch"))
 
-    threaded = [r for batch in embed_files(files, embedder, batch_size=2, workers=2) for r in batch]
-    inline = [r for batch in embed_files(files, embedder, batch_size=4, workers=0) for r in batch]
+    threaded = [r for batch in LocalRunner(2).map(files, mapper, 2) for r in batch]
+    inline = [r for batch in LocalRunner(0).map(files, mapper, 4) for r in batch]
+    # What a remote runner does: a pickled copy builds its own model and maps one batch.
+    shipped = pickle.loads(pickle.dumps(mapper))(files)
 
     assert [r.entry.path for r in threaded] == [f.path for f in files]
     assert threaded[1].vector is None and threaded[1].reason and "truncated" in threaded[1].reason
@@ -35,6 +38,9 @@ def test_decode_threads_keep_order_and_reasons(tmp_path: Path) -> None:
         np.stack([r.vector for r in inline if r.vector is not None]),
         atol=1e-5,
     )
+    assert [r.reason for r in shipped] == [r.reason for r in threaded]
+    assert [r.meta for r in shipped] == [r.meta for r in threaded]
+    assert shipped[0].meta is not None and shipped[0].meta.width == 512  # astronaut
 
 
 def test_default_workers() -> None:

@@ -1,7 +1,8 @@
-"""The one interface to an index directory; nothing else opens its files.
+"""The embedded store: a SQLite catalogue and a FAISS vector index in one directory.
 
 Layout of ``DIR``: ``catalogue.sqlite`` (+ WAL files), ``vectors-<generation>.faiss``,
-``write.lock``. Readers open freely; writers take the lock (see :meth:`Store.writing`).
+``write.lock``. Readers open freely; writers take the lock (see :meth:`LocalStore.writing`).
+Nothing else opens these files.
 """
 
 from __future__ import annotations
@@ -14,51 +15,77 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.errors import IndexNotFoundError, LookalikeError
-from lookalike.store.catalogue import Catalogue, ImageRecord, Upsert
+from lookalike.search.filters import Filters
+from lookalike.store.base import Ranking, StoreInfo
+from lookalike.store.catalogue import Catalogue, Upsert
 from lookalike.store.lock import WriterLock
-from lookalike.store.vectors import VectorIndex
+from lookalike.store.record import ImageRecord
+from lookalike.store.vectors import VECTOR_INDEX_KIND, VectorIndex
 from lookalike.store.whitening import Whitening
 
 CATALOGUE_FILE = "catalogue.sqlite"
+STORE_KIND = "sqlite"
 
-__all__ = ["ImageRecord", "Store", "Upsert"]
 
+class LocalStore:
+    """Catalogue + vectors of one index directory (implements :class:`~lookalike.store.Store`).
 
-class Store:
-    """Catalogue + vectors of one index. Vectors load on first search and follow new writes."""
+    Vectors load on first search and follow new writes, by this or any other process.
+    """
 
     def __init__(self, directory: Path, catalogue: Catalogue) -> None:
         self.directory = directory
+        self.location = str(directory)
         self.catalogue = catalogue
         meta = catalogue.meta()
+        if meta.get("vector_index", VECTOR_INDEX_KIND) != VECTOR_INDEX_KIND:
+            raise LookalikeError(
+                f"index {directory} uses vector index {meta['vector_index']!r}, "
+                f"which this lookalike cannot read"
+            )
         self.model_name = meta["model_name"]
         self.model_id = meta["model_id"]
         self.dim = int(meta["dim"])
+        self.uid = meta["index_uid"]
         self._vectors: VectorIndex | None = None
         self._lock: WriterLock | None = None
-        # Threads share one Store (a web server): SQLite serialises its own calls, this
+        # Threads share one store (a web server): SQLite serialises its own calls, this
         # guards the in-memory FAISS index while it catches up with new writes.
         self._mutex = threading.RLock()
 
     @classmethod
-    def create(cls, directory: Path, model_name: str, model_id: str, dim: int) -> Store:
+    def create(cls, directory: Path, model_name: str, model_id: str, dim: int) -> LocalStore:
         """Make a new, empty index at ``directory`` (which may exist but hold no index)."""
         directory.mkdir(parents=True, exist_ok=True)
-        if (directory / CATALOGUE_FILE).exists():
+        if cls.exists(directory):
             raise LookalikeError(f"an index already exists at {directory}")
         with WriterLock(directory):
             catalogue = Catalogue(directory / CATALOGUE_FILE)
-            catalogue.initialise({"model_name": model_name, "model_id": model_id, "dim": str(dim)})
+            catalogue.initialise(
+                {
+                    "model_name": model_name,
+                    "model_id": model_id,
+                    "dim": str(dim),
+                    "store": STORE_KIND,
+                    "vector_index": VECTOR_INDEX_KIND,
+                }
+            )
         return cls(directory, catalogue)
 
     @classmethod
-    def open(cls, directory: Path) -> Store:
-        if not (directory / CATALOGUE_FILE).is_file():
+    def open(cls, directory: Path) -> LocalStore:
+        if not cls.exists(directory):
             raise IndexNotFoundError(
                 f"no index at {directory} "
                 f"(create one with 'lookalike index FOLDER --index {directory}')"
             )
-        return cls(directory, Catalogue(directory / CATALOGUE_FILE))
+        catalogue = Catalogue(directory / CATALOGUE_FILE)
+        try:
+            catalogue.ensure_version()
+        except BaseException:
+            catalogue.close()
+            raise
+        return cls(directory, catalogue)
 
     @staticmethod
     def exists(directory: Path) -> bool:
@@ -81,10 +108,14 @@ class Store:
                 self._vectors.catch_up(self.catalogue)
             return self._vectors
 
-    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[ImageRecord, float]]]:
-        """Top ``k`` (record, score) per query row, best first; queries are float32 (n, dim)."""
+    def search(self, queries: np.ndarray, k: int, filters: Filters | None = None) -> list[Ranking]:
+        """Top ``k`` (record, score) per query row, best first; queries are float32 (n, dim).
+
+        Filters travel into FAISS as the set of catalogue ids that pass them, so a narrow
+        filter still returns ``k`` results when that many pass."""
+        allowed = self.catalogue.matching_ids(filters) if filters and filters.active else None
         with self._mutex:
-            scores, ids = self.vectors.search(queries, k)
+            scores, ids = self.vectors.search(queries, k, allowed)
         records = self.catalogue.records(sorted({int(i) for i in ids.ravel() if i >= 0}))
         return [
             [
@@ -98,6 +129,12 @@ class Store:
     def count(self) -> int:
         return self.catalogue.count("ok")
 
+    def generation(self) -> int:
+        return self.catalogue.generation()
+
+    def record(self, image_id: int) -> ImageRecord | None:
+        return self.catalogue.records([image_id]).get(image_id)
+
     def record_by_path(self, path: str) -> ImageRecord | None:
         return self.catalogue.record_by_path(path)
 
@@ -110,17 +147,36 @@ class Store:
     def vector(self, image_id: int) -> np.ndarray | None:
         return self.catalogue.vector(image_id)
 
+    def all_vectors(self) -> np.ndarray:
+        chunks = [v for _, v in self.catalogue.vectors_since(0)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
+
     def stat_map(self) -> dict[str, tuple[int, int, int]]:
         return self.catalogue.stat_map()
 
-    def disk_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
+    def info(self) -> StoreInfo:
+        whitening = self.catalogue.whitening()
+        return StoreInfo(
+            location=self.location,
+            kind=f"{STORE_KIND}+{VECTOR_INDEX_KIND}",
+            model_name=self.model_name,
+            model_id=self.model_id,
+            dim=self.dim,
+            images=self.count(),
+            skipped=self.catalogue.count("skipped"),
+            disk_bytes=sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file()),
+            whitening_dim=whitening.dim if whitening else None,
+        )
 
     # writing
 
     @contextmanager
-    def writing(self) -> Iterator[Store]:
-        """Hold the writer lock; on the way out, save the vector file at the new generation."""
+    def writing(self) -> Iterator[LocalStore]:
+        """Hold the writer lock; on the way out, save the vector file at the new generation.
+        Re-entrant: inside an outer ``writing()``, an inner one only runs its body."""
+        if self._lock is not None:
+            yield self
+            return
         lock = WriterLock(self.directory)
         lock.acquire()
         self._lock = lock
@@ -137,22 +193,17 @@ class Store:
                 self._lock = None
 
     def set_whitening(self, whitening: Whitening | None) -> int:
-        """Store a whitening learned from this index's vectors (None drops it)."""
-        if self._lock is None:
-            raise RuntimeError("Store.set_whitening needs the writer lock")
+        self._need_lock("set_whitening")
         if whitening is not None and whitening.mean.shape != (self.dim,):
             raise ValueError(
                 f"whitening is for {whitening.mean.shape} vectors, index has {self.dim}"
             )
         return self.catalogue.set_whitening(whitening)
 
-    def all_vectors(self) -> np.ndarray:
-        """Every stored (raw) vector, float32 (n, dim)."""
-        chunks = [v for _, v in self.catalogue.vectors_since(0)]
-        return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
-
     def write(self, upserts: Iterable[Upsert], removals: Iterable[str] = ()) -> int:
-        """One transaction of inserts/updates/removals; returns the new generation."""
-        if self._lock is None:
-            raise RuntimeError("Store.write needs the writer lock: use `with store.writing():`")
+        self._need_lock("write")
         return self.catalogue.apply(upserts, removals, self.model_id)
+
+    def _need_lock(self, call: str) -> None:
+        if self._lock is None:
+            raise RuntimeError(f"LocalStore.{call} needs the writer lock: use `store.writing()`")

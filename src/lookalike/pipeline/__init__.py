@@ -1,0 +1,29 @@
+"""Indexing in stages, as clip-retrieval cuts it: plan -> embed -> commit, driven by a runner.
+
+* :mod:`~lookalike.pipeline.plan` walks the folders and diffs them against the store: what to
+  embed (new or changed files), what to remove, what is unchanged.
+* :mod:`~lookalike.pipeline.mapper` turns file entries into vectors and metadata. It is built
+  from a picklable :class:`~lookalike.pipeline.mapper.EmbedderSpec`, so it can run in another
+  process or on another machine; no decoded image travels back to the writer.
+* :mod:`~lookalike.pipeline.runner` decides where mapping runs: :class:`LocalRunner` (threads in
+  this process) is the default; a distributed runner is another class with the same ``map``.
+* :mod:`~lookalike.pipeline.commit` writes the mapped batches to the store, one transaction each.
+"""
+
+from lookalike.pipeline.commit import AddReport, Progress, commit
+from lookalike.pipeline.mapper import EmbeddedFile, EmbedderSpec, Mapper
+from lookalike.pipeline.plan import Plan, plan_add
+from lookalike.pipeline.runner import LocalRunner, Runner
+
+__all__ = [
+    "AddReport",
+    "EmbeddedFile",
+    "EmbedderSpec",
+    "LocalRunner",
+    "Mapper",
+    "Plan",
+    "Progress",
+    "Runner",
+    "commit",
+    "plan_add",
+]

@@ -1,0 +1,58 @@
+"""Stage 3: write mapped batches to the store, one transaction per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from lookalike.pipeline.mapper import EmbeddedFile
+from lookalike.pipeline.plan import Plan
+from lookalike.store import Store, Upsert
+
+Progress = Callable[[int, int], None]  # (files done, files to do)
+
+
+@dataclass
+class AddReport:
+    """What one ``Index.add`` did."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+
+def commit(
+    store: Store,
+    plan: Plan,
+    batches: Iterable[list[EmbeddedFile]],
+    progress: Progress | None = None,
+) -> AddReport:
+    """Write each batch as it comes (an interrupted run keeps what was committed), then the
+    removals; the caller holds the store's writer lock."""
+    report = AddReport(unchanged=plan.unchanged, skipped=list(plan.skipped))
+    done = 0
+    if progress:
+        progress(0, len(plan.embed))
+    for batch in batches:
+        store.write([_upsert(item) for item in batch])
+        for item in batch:
+            if item.reason:
+                report.skipped.append((item.entry.path, item.reason))
+            elif item.entry.path in plan.known:
+                report.updated += 1
+            else:
+                report.added += 1
+        done += len(batch)
+        if progress:
+            progress(done, len(plan.embed))
+    if plan.remove:
+        store.write([], plan.remove)
+        report.removed = len(plan.remove)
+    return report
+
+
+def _upsert(item: EmbeddedFile) -> Upsert:
+    entry = item.entry
+    return Upsert(entry.path, entry.size, entry.mtime_ns, item.vector, item.reason, item.meta)

@@ -1,0 +1,100 @@
+"""The store protocol: a place that keeps image records and their vectors.
+
+Everything above it (``Index``, the CLI, the web server) talks to this protocol only. The
+embedded SQLite + FAISS store (:class:`lookalike.store.local.LocalStore`) implements it today;
+a Milvus-backed store or an approximate vector index implements the same calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from lookalike.search.filters import Filters
+from lookalike.store.catalogue import Upsert
+from lookalike.store.record import ImageRecord
+from lookalike.store.whitening import Whitening
+
+Ranking = list[tuple[ImageRecord, float]]  # (record, cosine score), best first
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What a store says about itself, for ``lookalike info`` and ``/api/stats``."""
+
+    location: str  # a directory, or a URL for a remote store
+    kind: str  # e.g. "sqlite+faiss-flat"
+    model_name: str
+    model_id: str
+    dim: int
+    images: int
+    skipped: int
+    disk_bytes: int
+    whitening_dim: int | None  # searched in this many whitened dimensions, if learned
+
+
+class Store(Protocol):
+    """Image records and their unit vectors, searchable by inner product.
+
+    Readers never block; one writer at a time holds :meth:`writing`. ``generation`` grows with
+    every committed write, so callers can cache what they read and notice changes.
+    """
+
+    location: str
+    model_name: str  # the registry name (or model directory) that makes its vectors
+    model_id: str  # the vector space: only vectors of this id may be added
+    dim: int
+
+    def close(self) -> None: ...
+
+    # reading
+    def count(self) -> int:
+        """Embedded images."""
+        ...
+
+    def generation(self) -> int: ...
+
+    def record(self, image_id: int) -> ImageRecord | None: ...
+
+    def records(self, ids: Sequence[int]) -> dict[int, ImageRecord]: ...
+
+    def record_by_path(self, path: str) -> ImageRecord | None: ...
+
+    def iter_records(self, status: str | None = None) -> Iterator[ImageRecord]:
+        """Records in id order; ``status`` 'ok' or 'skipped' keeps only those."""
+        ...
+
+    def stat_map(self) -> dict[str, tuple[int, int, int]]:
+        """path -> (id, size, mtime_ns) of every known file, embedded or skipped."""
+        ...
+
+    def vector(self, image_id: int) -> np.ndarray | None:
+        """The stored (raw) vector, float32 (dim,)."""
+        ...
+
+    def all_vectors(self) -> np.ndarray:
+        """Every stored raw vector, float32 (n, dim)."""
+        ...
+
+    def search(self, queries: np.ndarray, k: int, filters: Filters | None = None) -> list[Ranking]:
+        """Top ``k`` among the images ``filters`` keeps, per row of float32 (n, dim)."""
+        ...
+
+    def info(self) -> StoreInfo: ...
+
+    # writing
+    def writing(self) -> AbstractContextManager[Store]:
+        """Hold the writer lock for the writes inside (raises IndexLockedError if taken)."""
+        ...
+
+    def write(self, upserts: Iterable[Upsert], removals: Iterable[str] = ()) -> int:
+        """One atomic batch of inserts, updates and removals; returns the new generation."""
+        ...
+
+    def set_whitening(self, whitening: Whitening | None) -> int:
+        """Search through a whitening learned from the stored vectors (None: raw again)."""
+        ...
