@@ -72,3 +72,11 @@ def load_settings(**flags: Any) -> Settings:
         )
     except ValueError as exc:
         raise LookalikeError(f"bad setting value: {exc}") from exc
+
+
+TOKEN_ENV = "LOOKALIKE_TOKEN"
+
+
+def token_from_environment() -> str | None:
+    """The web server's token from ``$LOOKALIKE_TOKEN`` (kept out of ``ps``, unlike a flag)."""
+    return os.environ.get(TOKEN_ENV) or None

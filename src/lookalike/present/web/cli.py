@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import socket
 import sys
 
-from lookalike.config import Settings
+from lookalike.config import TOKEN_ENV, Settings, token_from_environment
 from lookalike.errors import LookalikeError
-
-TOKEN_ENV = "LOOKALIKE_TOKEN"
 
 
 def add_parser(
@@ -64,7 +61,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     from lookalike.present.web.app import create_app
     from lookalike.present.web.service import ServerConfig
 
-    token = args.token or os.environ.get(TOKEN_ENV) or None
+    token = args.token or token_from_environment()
     if not is_loopback(args.host) and not token:
         raise LookalikeError(
             f"binding {args.host} (not loopback) needs a token: --token T or ${TOKEN_ENV}"
