@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from collections.abc import Callable
@@ -166,3 +167,65 @@ def test_unreadable_file_is_permission_denied(
     path.chmod(0)
     kind, text = as_unprivileged(lambda: decode_image(path))
     assert (kind, text) == ("raised", "ImageError: permission denied")
+
+
+def test_a_folder_or_a_fifo_is_refused_by_name_without_being_opened(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="^is a folder, not an image file$"):
+        decode_image(tmp_path)
+    os.mkfifo(tmp_path / "pipe.jpg")  # opening it would block for ever
+    with pytest.raises(ImageError, match="FIFO"):
+        decode_image(tmp_path / "pipe.jpg")
+
+
+# metadata is optional: a malformed tag is ignored with a warning, the pixels kept
+
+
+def exif_block(*entries: tuple[int, int, int, bytes]) -> bytes:
+    """A raw little-endian EXIF block with IFD0 entries (tag, type, count, value bytes), as a
+    camera or editor may write them: Pillow's own writer would refuse the bad ones."""
+    head = 8 + 2 + 12 * len(entries) + 4
+    ifd, extra = struct.pack("<H", len(entries)), b""
+    for tag, kind, count, value in entries:
+        if len(value) <= 4:
+            ifd += struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\0")
+        else:
+            ifd += struct.pack("<HHII", tag, kind, count, head + len(extra))
+            extra += value
+    return b"Exif\0\0II*\0" + struct.pack("<I", 8) + ifd + b"\0\0\0\0" + extra
+
+
+SHORT, ASCII, LONG, RATIONAL = 3, 2, 4, 5
+ROTATE_6 = (0x0112, SHORT, 1, struct.pack("<H", 6))
+
+
+@pytest.mark.parametrize(
+    ("entries", "orientation", "warning"),
+    [
+        ([(0x0112, SHORT, 2, struct.pack("<HH", 6, 3))], 6, None),  # count 2: the first counts
+        ([(0x0112, RATIONAL, 1, struct.pack("<II", 1, 2))], None, "orientation ignored: 0.5"),
+        ([(0x0112, ASCII, 4, b"six\0")], None, "orientation ignored: 'six'"),
+        ([(0x0112, SHORT, 1, struct.pack("<H", 9))], None, "orientation ignored: 9"),
+        # a malformed XResolution made re-serialising the EXIF to rotate raise TypeError
+        ([ROTATE_6, (0x011A, ASCII, 4, b"abc\0")], 6, None),
+        ([ROTATE_6, (0x011A, RATIONAL, 2, bytes(16))], 6, None),
+        ([(0x0132, LONG, 1, struct.pack("<I", 5))], None, "capture time ignored: 5"),
+    ],
+)
+def test_malformed_exif_is_ignored_with_a_warning_and_the_pixels_decoded(
+    photo: Image.Image,
+    tmp_path: Path,
+    entries: list[tuple[int, int, int, bytes]],
+    orientation: int | None,
+    warning: str | None,
+) -> None:
+    path = tmp_path / "odd-exif.jpg"
+    photo.save(path, exif=exif_block(*entries), quality=90)
+    decoded = decode_image(path, max_side=224)
+    assert decoded.meta.orientation == orientation
+    size = (300, 451) if orientation == 6 else (451, 300)
+    assert (decoded.meta.width, decoded.meta.height) == size
+    assert np.asarray(decoded.image).std() > 20  # the cat, not a blank canvas
+    if warning is None:
+        assert decoded.meta.warnings is None
+    else:
+        assert decoded.meta.warnings and warning in decoded.meta.warnings

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import stat
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from lookalike.errors import ImageError
 
@@ -28,6 +29,23 @@ EXIF_DATETIME = 0x0132
 EXIF_IFD = 0x8769
 EXIF_DATETIME_ORIGINAL = 0x9003
 
+# EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose,
+# without re-serialising the EXIF block, which fails on malformed tags).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+# Pillow warns on stderr about each malformed EXIF tag it skips; a bad tag is recorded in the
+# image's ``warnings`` instead (decode threads cannot capture warnings safely: the filters
+# are process-wide).
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
+
 
 @dataclass(frozen=True, kw_only=True)
 class ImageMeta:
@@ -43,6 +61,7 @@ class ImageMeta:
     format: str | None = None
     taken_at: str | None = None  # ISO 8601 local time from EXIF, when present
     orientation: int | None = None  # EXIF orientation tag 1..8, when present
+    warnings: str | None = None  # metadata that was malformed and ignored, "; "-separated
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,8 @@ def decode_image(source: str | Path | bytes, max_side: int | None = None) -> Dec
         raise ImageError("file not found") from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(f"truncated or corrupt: {_one_line(exc)}") from exc
+    except Exception as exc:  # Pillow's decoders raise struct.error, IndexError... on bad files
+        raise ImageError(f"corrupt ({type(exc).__name__}: {_one_line(exc)})") from exc
 
 
 def _decode(source: str | Path | bytes, max_side: int | None) -> DecodedImage:
@@ -84,7 +105,12 @@ def _decode(source: str | Path | bytes, max_side: int | None) -> DecodedImage:
             raise ImageError("empty input")
         opened = Image.open(io.BytesIO(source))
     else:
-        if Path(source).stat().st_size == 0:
+        info = Path(source).stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageError("is a folder, not an image file")
+        if not stat.S_ISREG(info.st_mode):  # opening a FIFO would block for ever
+            raise ImageError("not a regular file (a FIFO, socket or device)")
+        if info.st_size == 0:
             raise ImageError("empty file (0 bytes)")
         opened = Image.open(source)
     with opened as img:
@@ -95,26 +121,52 @@ def _decode(source: str | Path | bytes, max_side: int | None) -> DecodedImage:
                 "(refused as a possible decompression bomb)"
             )
         fmt = img.format or "unknown"
-        exif = img.getexif()
-        orientation = exif.get(EXIF_ORIENTATION)
-        taken_at = _exif_time(
-            exif.get_ifd(EXIF_IFD).get(EXIF_DATETIME_ORIGINAL) or exif.get(EXIF_DATETIME)
-        )
+        orientation, taken_at, problems = _read_exif(img)
         if max_side and fmt == "JPEG":
             img.draft("RGB", (max_side, max_side))
         img.load()  # forces the full decode: truncation and corruption surface here
         rgb = _to_rgb(img)
-    if orientation in (2, 3, 4, 5, 6, 7, 8):
-        rgb.info["exif"] = exif.tobytes()
-        rgb = ImageOps.exif_transpose(rgb)
+    if orientation in _UPRIGHT:
+        rgb = rgb.transpose(_UPRIGHT[orientation])
         if orientation in (5, 6, 7, 8):
             width, height = height, width
     if max_side and max(rgb.size) > max_side:
         rgb = letterbox_resize(rgb, max_side)
     meta = ImageMeta(
-        width=width, height=height, format=fmt, taken_at=taken_at, orientation=orientation
+        width=width,
+        height=height,
+        format=fmt,
+        taken_at=taken_at,
+        orientation=orientation,
+        warnings="; ".join(problems) or None,
     )
     return DecodedImage(rgb, meta)
+
+
+def _read_exif(img: Image.Image) -> tuple[int | None, str | None, list[str]]:
+    """(orientation 1..8, ISO capture time, problems) from the EXIF block, if any.
+
+    Metadata is optional: a malformed block or tag is a problem to record, never a reason to
+    lose the pixels. Pillow's EXIF parser raises many kinds of error on hostile bytes
+    (TypeError, struct.error, KeyError... found by fuzzing), hence the broad catches."""
+    problems: list[str] = []
+    try:
+        exif = img.getexif()
+        orientation = exif.get(EXIF_ORIENTATION)
+    except Exception as exc:
+        return None, None, [f"EXIF ignored, unreadable ({type(exc).__name__}: {_one_line(exc)})"]
+    if orientation is not None and (type(orientation) is not int or not 1 <= orientation <= 8):
+        problems.append(f"EXIF orientation ignored: {_one_line_repr(orientation)} is not 1..8")
+        orientation = None
+    try:
+        stamp = exif.get_ifd(EXIF_IFD).get(EXIF_DATETIME_ORIGINAL) or exif.get(EXIF_DATETIME)
+    except Exception as exc:
+        problems.append(f"EXIF sub-block ignored ({type(exc).__name__}: {_one_line(exc)})")
+        stamp = exif.get(EXIF_DATETIME)
+    taken_at = _exif_time(stamp)
+    if stamp is not None and taken_at is None:
+        problems.append(f"EXIF capture time ignored: {_one_line_repr(stamp)} is not a date")
+    return orientation, taken_at, problems
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -141,7 +193,17 @@ def _exif_time(value: object) -> str | None:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return _printable(" ".join(str(exc).split()) or type(exc).__name__)
+
+
+def _one_line_repr(value: object, limit: int = 40) -> str:
+    text = _printable(repr(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _printable(text: str) -> str:
+    """Valid UTF-8 (a message may quote a file name that is not), for SQLite and terminals."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def letterbox_resize(image: Image.Image, size: int) -> Image.Image:

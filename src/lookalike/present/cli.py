@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lookalike.config import Settings, cache_home, load_settings
 from lookalike.errors import LookalikeError
+from lookalike.files.paths import display_path
 from lookalike.index import AddReport, Index
 from lookalike.present.progress import progress_bar
 from lookalike.search.filters import Filters
@@ -84,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, metavar="FILE", help="explicit weights file")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--workers", type=int, default=None, help="decode threads (default: by cores)")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="also remove the indexed files of missing or empty folders (else kept: an "
+        "unmounted drive would empty the index)",
+    )
     whiten = p.add_mutually_exclusive_group()
     whiten.add_argument(
         "--whiten",
@@ -160,6 +167,7 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
             progress=progress,
             batch_size=settings.batch_size,
             workers=settings.workers or None,
+            prune=args.prune,
         )
         if args.whiten is not None:
             learned_from = index.learn_whitening(args.whiten or None)
@@ -216,7 +224,7 @@ def run_info(args: argparse.Namespace, settings: Settings) -> int:
     print(f"images    {info.images}\nskipped   {info.skipped}")
     print(f"disk      {info.disk_bytes / 1e6:.1f} MB")
     for path, reason in skipped:
-        print(f"skipped {path}: {reason}")
+        print(f"skipped {display_path(path)}: {reason}")
     return 0
 
 
@@ -295,15 +303,21 @@ def format_json(label: str, result: SearchResult) -> str:
     }
     if result.error:
         out["error"] = result.error
-    return json.dumps(out, ensure_ascii=False)
+    # A file name that is not UTF-8 holds lone surrogates (files.paths): written as \udcXX
+    # JSON escapes, which json.loads and os.fsencode turn back into the name's bytes.
+    return json.dumps(out, ensure_ascii=False).encode("utf-8", "backslashreplace").decode()
 
 
 def format_table(label: str, result: SearchResult) -> str:
+    label = display_path(label)
     if result.error:
         print(f"lookalike: error: {label}: {result.error}", file=sys.stderr)
         return f"\n{label}\n  (no results: {result.error})"
     lines = [f"\n{label}", "  rank  score  path"]
-    lines += [f"  {rank:>4}  {h.score:.3f}  {h.path}" for rank, h in enumerate(result.hits, 1)]
+    lines += [
+        f"  {rank:>4}  {h.score:.3f}  {display_path(h.path)}"
+        for rank, h in enumerate(result.hits, 1)
+    ]
     return "\n".join(lines)
 
 
@@ -313,7 +327,7 @@ def print_report(report: AddReport) -> None:
         f"unchanged {report.unchanged}, skipped {len(report.skipped)}"
     )
     for path, reason in report.skipped[:MAX_SKIPPED_SHOWN]:
-        print(f"  skipped {path}: {reason}")
+        print(f"  skipped {display_path(path)}: {reason}")
     if len(report.skipped) > MAX_SKIPPED_SHOWN:
         print(
             f"  ... and {len(report.skipped) - MAX_SKIPPED_SHOWN} more (lookalike info --skipped)"

@@ -11,6 +11,7 @@ one transaction, a newer one is refused, so an old index never meets new code by
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 import uuid
@@ -23,6 +24,7 @@ import numpy as np
 
 from lookalike.decode.image import ImageMeta
 from lookalike.errors import LookalikeError
+from lookalike.files.paths import from_stored, to_stored
 from lookalike.search.filters import Filters
 from lookalike.store.record import (
     META_FIELDS,
@@ -33,7 +35,7 @@ from lookalike.store.record import (
 )
 from lookalike.store.whitening import Whitening
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: images.warnings (decode warnings), added by _migrate_from_v1
 COLUMNS = ", ".join(RECORD_FIELDS)
 
 SCHEMA = f"""
@@ -144,7 +146,7 @@ class Catalogue:
     def stat_map(self) -> dict[str, tuple[int, int, int]]:
         """path -> (id, size, mtime_ns) for every file, to tell changed from unchanged."""
         rows = self.conn.execute("SELECT path, id, size, mtime_ns FROM images")
-        return {path: (id_, size, mtime) for path, id_, size, mtime in rows}
+        return {from_stored(path): (id_, size, mtime) for path, id_, size, mtime in rows}
 
     def records(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
         found: dict[int, ImageRecord] = {}
@@ -154,14 +156,14 @@ class Catalogue:
             for row in self.conn.execute(
                 f"SELECT {COLUMNS} FROM images WHERE id IN ({marks})", chunk
             ):
-                record = record_from_row(row)
+                record = _record(row)
                 found[record.id] = record
         return found
 
     def record_by_path(self, path: str) -> ImageRecord | None:
-        row = self.conn.execute(f"SELECT {COLUMNS} FROM images WHERE path = ?", (path,))
+        row = self.conn.execute(f"SELECT {COLUMNS} FROM images WHERE path = ?", (to_stored(path),))
         found = row.fetchone()
-        return record_from_row(found) if found else None
+        return _record(found) if found else None
 
     def iter_records(self, status: str | None = None) -> Iterator[ImageRecord]:
         query = f"SELECT {COLUMNS} FROM images"
@@ -171,7 +173,7 @@ class Catalogue:
             else self.conn.execute(query + " ORDER BY id")
         )
         for row in rows:
-            yield record_from_row(row)
+            yield _record(row)
 
     def matching_ids(self, filters: Filters) -> np.ndarray:
         """Ids of the embedded images that pass ``filters`` (int64, ascending)."""
@@ -180,9 +182,10 @@ class Catalogue:
         if filters.folder:
             # Whole folder names: the folder itself, or a path under "folder/": the range
             # ["folder/", "folder0") uses the path index, as '0' follows '/'.
-            prefix = filters.folder.rstrip("/") + "/"
+            folder = to_stored(filters.folder)
+            prefix = folder.rstrip("/") + "/"
             where.append("(path = ? OR (path >= ? AND path < ?))")
-            params += [filters.folder, prefix, prefix[:-1] + "0"]
+            params += [folder, prefix, prefix[:-1] + "0"]
         if filters.min_width:
             where.append("width >= ?")
             params.append(filters.min_width)
@@ -249,7 +252,8 @@ class Catalogue:
         with self.transaction() as tx:
             generation = self.generation() + 1
             for path in removals:
-                row = tx.execute("SELECT id FROM images WHERE path = ?", (path,)).fetchone()
+                stored = to_stored(path)
+                row = tx.execute("SELECT id FROM images WHERE path = ?", (stored,)).fetchone()
                 if row:
                     tx.execute("DELETE FROM images WHERE id = ?", row)
                     tx.execute("DELETE FROM vectors WHERE id = ?", row)
@@ -260,7 +264,7 @@ class Catalogue:
                 embedded = u.vector is not None
                 meta = u.meta or ImageMeta()
                 values = (
-                    u.path,
+                    to_stored(u.path),
                     u.size,
                     u.mtime_ns,
                     "ok" if embedded else "skipped",
@@ -314,8 +318,15 @@ class Catalogue:
             )
 
 
+def _record(row: Sequence[object]) -> ImageRecord:
+    """A record from a row, its path decoded from the stored form (files.paths)."""
+    record = record_from_row(row)
+    path = from_stored(record.path)
+    return record if path == record.path else dataclasses.replace(record, path=path)
+
+
 def _migrate_from_v1(tx: sqlite3.Connection) -> None:
-    """Schema 1 (lookalike before the store protocol) -> 2, in the caller's transaction.
+    """Schema 1 (lookalike before the store protocol) or 2 -> 3, in the caller's transaction.
 
     Adds the tables and columns that came later, records the kind of store and vector index
     and a unique id, and gives int8 indexes the model id that names their calibration.
