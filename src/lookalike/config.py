@@ -64,7 +64,7 @@ def load_settings(**flags: Any) -> Settings:
     if unknown:
         raise LookalikeError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
     try:
-        return Settings(
+        settings = Settings(
             index=Path(values.get("index", Settings().index)).expanduser(),
             model=str(values.get("model", Settings.model)),
             batch_size=int(values.get("batch_size", Settings.batch_size)),
@@ -72,6 +72,11 @@ def load_settings(**flags: Any) -> Settings:
         )
     except ValueError as exc:
         raise LookalikeError(f"bad setting value: {exc}") from exc
+    if settings.batch_size < 1:
+        raise LookalikeError(f"batch size must be at least 1, got {settings.batch_size}")
+    if settings.workers < 0:
+        raise LookalikeError(f"workers must be 0 (by cores) or more, got {settings.workers}")
+    return settings
 
 
 TOKEN_ENV = "LOOKALIKE_TOKEN"

@@ -155,6 +155,7 @@ class Index:
         batch_size: int = 32,
         workers: int | None = None,
         runner: Runner | None = None,
+        prune: bool = False,
     ) -> AddReport:
         """Index the images under ``paths``: new and changed files are embedded, unchanged
         ones (same size and mtime) only stat'ed, vanished ones removed. Bad files are
@@ -162,12 +163,13 @@ class Index:
         interrupted run keeps its work and the next run resumes.
 
         ``runner`` decides where embedding runs (default: :class:`LocalRunner` with
-        ``workers`` decode threads)."""
+        ``workers`` decode threads). ``prune`` also removes the files of roots that are missing
+        or empty and of folders that fail to list (else kept: an unmounted drive)."""
         if batch_size < 1:
             raise LookalikeError(f"batch size must be at least 1, got {batch_size}")
         runner = runner or LocalRunner(workers)
         with self.store.writing():
-            plan = plan_add(self.store, paths)
+            plan = plan_add(self.store, paths, prune)
             mapper = None
             if plan.embed:  # an unchanged folder never loads the model: nothing to map
                 mapper = Mapper(self.spec, self.embedder if self._lend else self._embedder)

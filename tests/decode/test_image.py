@@ -170,7 +170,7 @@ def test_unreadable_file_is_permission_denied(
 
 
 def test_a_folder_or_a_fifo_is_refused_by_name_without_being_opened(tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match="^is a folder, not an image file$"):
+    with pytest.raises(ImageError, match=r"^is a folder, not an image file$"):
         decode_image(tmp_path)
     os.mkfifo(tmp_path / "pipe.jpg")  # opening it would block for ever
     with pytest.raises(ImageError, match="FIFO"):

@@ -79,3 +79,41 @@ def test_is_under_matches_whole_path_components() -> None:
     assert is_under("/anything.jpg", ["/"])
     assert not is_under("/photos-old/a.jpg", ["/photos"])
     assert not is_under("/other/a.jpg", ["/photos", "/pics"])
+
+
+def walk_with_errors(
+    root: Path, exclude: list[Path] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    errors: dict[str, str] = {}
+    found = [
+        os.path.relpath(e.path, root)
+        for e in walk_images([root], lambda p, r: errors.update({p: r}), exclude or [])
+    ]
+    return found, {os.path.relpath(p, root): r for p, r in errors.items()}
+
+
+def test_fifos_and_dangling_symlinks_are_reported_and_never_opened(tmp_path: Path) -> None:
+    touch(tmp_path / "a.jpg")
+    os.mkfifo(tmp_path / "pipe.jpg")  # opening it for reading would block this test for ever
+    os.mkfifo(tmp_path / "pipe.log")  # no image name: not a candidate, not reported
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (tmp_path / "drive").symlink_to(tmp_path / "unmounted")  # could have been a folder
+    (tmp_path / "notes.txt").symlink_to(tmp_path / "nowhere.txt")  # says it is no image
+    found, errors = walk_with_errors(tmp_path)
+    assert found == ["a.jpg"]
+    assert errors == {
+        "pipe.jpg": "not a regular file (a FIFO)",
+        "gone.jpg": f"dangling symlink (to {tmp_path / 'nowhere.jpg'})",
+        "drive": f"dangling symlink (to {tmp_path / 'unmounted'})",
+    }
+
+
+def test_hidden_folders_and_excluded_folders_are_not_walked(tmp_path: Path) -> None:
+    for name in ["a.jpg", ".thumbnails/t.jpg", "sub/.cache/c.png", "idx/thumbnails/1-256.jpg",
+                 ".hidden-file.jpg", "sub/b.png"]:  # fmt: skip
+        touch(tmp_path / name)
+    (tmp_path / "alias").symlink_to(tmp_path / "idx")  # the excluded folder by another name
+    found, errors = walk_with_errors(tmp_path, exclude=[tmp_path / "idx"])
+    assert sorted(found) == [".hidden-file.jpg", "a.jpg", "sub/b.png"] and not errors
+    hidden_root, _ = walk_with_errors(tmp_path / ".thumbnails")  # asked for by name: walked
+    assert hidden_root == ["t.jpg"]

@@ -29,9 +29,10 @@ def commit(
     batches: Iterable[list[EmbeddedFile]],
     progress: Progress | None = None,
 ) -> AddReport:
-    """Write each batch as it comes (an interrupted run keeps what was committed), then the
+    """Write each batch as it comes (an interrupted run keeps what was committed), then what
+    the walk skipped (so that ``info --skipped`` lists what the run reported) and the
     removals; the caller holds the store's writer lock."""
-    report = AddReport(unchanged=plan.unchanged, skipped=list(plan.skipped))
+    report = AddReport(unchanged=plan.unchanged, skipped=[*plan.skipped, *plan.kept])
     done = 0
     if progress:
         progress(0, len(plan.embed))
@@ -47,8 +48,10 @@ def commit(
         done += len(batch)
         if progress:
             progress(done, len(plan.embed))
-    if plan.remove:
-        store.write([], plan.remove)
+    if plan.skipped or plan.remove or plan.forget:
+        # a walk skip has no stat to compare with: recorded as (0, 0), re-checked every run
+        skips = [Upsert(path, 0, 0, None, reason) for path, reason in plan.skipped]
+        store.write(skips, [*plan.remove, *plan.forget])
         report.removed = len(plan.remove)
     return report
 

@@ -17,22 +17,33 @@ class Plan:
 
     embed: list[FileEntry] = field(default_factory=list)  # new or changed files
     known: set[str] = field(default_factory=set)  # paths of ``embed`` the store already has
-    remove: list[str] = field(default_factory=list)  # known files under the roots, now gone
+    remove: list[str] = field(default_factory=list)  # indexed files under the roots, now gone
+    forget: list[str] = field(default_factory=list)  # skipped records whose cause has gone
     unchanged: int = 0  # same size and mtime as stored: only stat'ed
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) from the walk
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), to record
+    kept: list[tuple[str, str]] = field(default_factory=list)  # (indexed file, reason): as is
 
 
 def absolute_roots(paths: Iterable[str | Path]) -> list[str]:
     return [os.path.abspath(os.fspath(p)) for p in paths]
 
 
-def plan_add(store: Store, paths: Iterable[str | Path]) -> Plan:
+def plan_add(store: Store, paths: Iterable[str | Path], prune: bool = False) -> Plan:
     """Diff the image files under ``paths`` against ``store``.
 
-    A file is unchanged when its size and mtime match the stored ones. A known file that the
-    walk did not find is removed, unless it lies under a folder that failed to list (an
-    unreadable folder is no evidence that its files are gone)."""
+    A file is unchanged when its size and mtime match the stored ones. What the walk skips
+    (an unreadable folder, a dangling symlink, a FIFO...) is recorded with its reason.
+
+    A known file that the walk did not find is removed, unless absence is no evidence that it
+    is gone: it lies under a folder that failed to list, or under a root that is missing or
+    empty although the store holds indexed files under it (an unmounted drive, an
+    unreachable share). Those are kept and reported, unless ``prune``. A missing root the
+    store holds nothing under is an error. The store's own directory is never walked.
+    """
     roots = absolute_roots(paths)
+    known = store.stat_map()
+    failed = {r.path for r in store.iter_records("skipped")}
+    indexed = [p for p in known if p not in failed]
     plan = Plan()
     unlisted: list[str] = []
 
@@ -40,9 +51,10 @@ def plan_add(store: Store, paths: Iterable[str | Path]) -> Plan:
         plan.skipped.append((path, reason))
         unlisted.append(path)
 
-    known = store.stat_map()
+    missing = [r for r in roots if not os.path.exists(r) and _count_under(indexed, r)]
     seen: set[str] = set()
-    for entry in walk_images(roots, on_error=walk_error):
+    walked = [r for r in roots if r not in missing]
+    for entry in walk_images(walked, on_error=walk_error, exclude=[store.location]):
         seen.add(entry.path)
         old = known.get(entry.path)
         if old and (old[1], old[2]) == (entry.size, entry.mtime_ns):
@@ -51,7 +63,32 @@ def plan_add(store: Store, paths: Iterable[str | Path]) -> Plan:
         plan.embed.append(entry)
         if old:
             plan.known.add(entry.path)
-    plan.remove = [
-        p for p in known if p not in seen and is_under(p, roots) and not is_under(p, unlisted)
-    ]
+    for root in roots:
+        held = _count_under(indexed, root)
+        # nothing at all found there: no file, and no skip (which protects what is under it)
+        found = _count_under(seen, root) or _count_under(unlisted, root)
+        gone = root in missing or not (found or is_under(root, unlisted))
+        if held and gone and not prune:
+            (plan.kept if root in indexed else plan.skipped).append((root, _kept(root, held)))
+            unlisted.append(root)
+    reported = {p for p, _ in (*plan.skipped, *plan.kept)}
+    for path in known:
+        if path in seen or path in reported or not is_under(path, roots):
+            continue
+        if not prune and is_under(path, unlisted):
+            continue
+        # a skipped record is no image the index held: dropped without a "removed" to report
+        (plan.forget if path in failed else plan.remove).append(path)
     return plan
+
+
+def _kept(root: str, held: int) -> str:
+    """Why the indexed files under ``root`` stay although the walk found none of them."""
+    if held == 1 and not os.path.isdir(root):
+        return "file is missing; it stays indexed (use --prune to remove it)"
+    state = "missing" if not os.path.exists(root) else "empty"
+    return f"folder is {state}; its {held} indexed files are kept (use --prune to remove them)"
+
+
+def _count_under(paths: Iterable[str], root: str) -> int:
+    return sum(1 for p in paths if is_under(p, [root]))
