@@ -95,6 +95,7 @@ def fuzz_inputs(seed: int) -> Iterator[FuzzInput]:
 class Outcome:
     decoded: bool  # pixels came out (else an ImageError refused the file)
     problem: str | None  # what went wrong, if anything did
+    warned: bool = False  # decoded, with metadata ignored as malformed
 
 
 def check(item: FuzzInput) -> Outcome:
@@ -108,7 +109,8 @@ def check(item: FuzzInput) -> Outcome:
         return Outcome(False, None if fine else f"ImageError not one line: {reason!r}")
     except Exception as exc:
         return Outcome(False, f"{type(exc).__name__}: {exc}")
-    return Outcome(True, _bad_result(decoded))
+    warned = bool(getattr(decoded.meta, "warnings", None))  # absent before the field existed
+    return Outcome(True, _bad_result(decoded), warned)
 
 
 def _bad_result(decoded: DecodedImage) -> str | None:

@@ -88,3 +88,14 @@ def test_a_missing_or_empty_root_keeps_its_files_unless_pruned(
     assert (pruned.removed, len(index), index.skipped()) == (8, 0, [])
     with pytest.raises(LookalikeError, match="no such file or folder"):
         index.add([tmp_path / "never-indexed"])
+
+
+def test_a_missing_file_given_by_name_stays_indexed(index: Index, photos: Path) -> None:
+    index.add([photos / "moon.jpg"])
+    (photos / "moon.jpg").unlink()
+    report = index.add([photos / "moon.jpg"])
+    assert (report.removed, len(index), index.skipped()) == (0, 1, [])
+    assert report.skipped == [
+        (str(photos / "moon.jpg"), "file is missing; it stays indexed (use --prune)")
+    ]
+    assert index.add([photos / "moon.jpg"], prune=True).removed == 1

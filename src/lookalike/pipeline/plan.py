@@ -43,7 +43,7 @@ def plan_add(store: Store, paths: Iterable[str | Path], prune: bool = False) -> 
     roots = absolute_roots(paths)
     known = store.stat_map()
     failed = {r.path for r in store.iter_records("skipped")}
-    indexed = [p for p in known if p not in failed]
+    indexed = {p for p in known if p not in failed}
     plan = Plan()
     unlisted: list[str] = []
 
@@ -69,7 +69,10 @@ def plan_add(store: Store, paths: Iterable[str | Path], prune: bool = False) -> 
         found = _count_under(seen, root) or _count_under(unlisted, root)
         gone = root in missing or not (found or is_under(root, unlisted))
         if held and gone and not prune:
-            (plan.kept if root in indexed else plan.skipped).append((root, _kept(root, held)))
+            if root in indexed:  # a file given by name: its record stays as it is
+                plan.kept.append((root, "file is missing; it stays indexed (use --prune)"))
+            else:
+                plan.skipped.append((root, _kept(root, held)))
             unlisted.append(root)
     reported = {p for p, _ in (*plan.skipped, *plan.kept)}
     for path in known:
@@ -83,9 +86,7 @@ def plan_add(store: Store, paths: Iterable[str | Path], prune: bool = False) -> 
 
 
 def _kept(root: str, held: int) -> str:
-    """Why the indexed files under ``root`` stay although the walk found none of them."""
-    if held == 1 and not os.path.isdir(root):
-        return "file is missing; it stays indexed (use --prune to remove it)"
+    """Why the indexed files under folder ``root`` stay although the walk found none."""
     state = "missing" if not os.path.exists(root) else "empty"
     return f"folder is {state}; its {held} indexed files are kept (use --prune to remove them)"
 
