@@ -80,3 +80,8 @@ TOKEN_ENV = "LOOKALIKE_TOKEN"
 def token_from_environment() -> str | None:
     """The web server's token from ``$LOOKALIKE_TOKEN`` (kept out of ``ps``, unlike a flag)."""
     return os.environ.get(TOKEN_ENV) or None
+
+
+def debug_from_environment() -> bool:
+    """``LOOKALIKE_DEBUG=1``: let unexpected errors show their traceback (for bug reports)."""
+    return os.environ.get("LOOKALIKE_DEBUG", "") not in ("", "0")
