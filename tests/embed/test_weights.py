@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from lookalike.embed.models import MOBILENET_V2_WEIGHTS as MOBILENET
+from lookalike.embed.registry import given_weights
 from lookalike.embed.weights import WeightsSource, file_digest, find_weights, hub_checkpoints
 from lookalike.errors import ModelNotFoundError
 
@@ -30,9 +31,12 @@ def empty_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_explicit_path_comes_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     explicit = tmp_path / "mine.pth"
     explicit.write_bytes(b"weights")
+    (tmp_path / "flag.pth").write_bytes(b"other weights")
     assert find_weights(MOBILENET, explicit) == explicit
+    assert given_weights(None) is None
     monkeypatch.setenv("LOOKALIKE_WEIGHTS", str(explicit))
-    assert find_weights(MOBILENET) == explicit
+    assert given_weights(None) == explicit
+    assert given_weights(tmp_path / "flag.pth") == tmp_path / "flag.pth"  # the flag wins
     with pytest.raises(ModelNotFoundError, match="weights file not found"):
         find_weights(MOBILENET, tmp_path / "missing.pth")
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lookalike.config import weights_override
 from lookalike.errors import ModelNotFoundError
 
 if TYPE_CHECKING:
@@ -51,11 +50,11 @@ def explicit_weights(path: Path | str) -> Path:
 def find_weights(source: WeightsSource, explicit: Path | str | None = None) -> Path:
     """Return a path to the weights file, in order of preference.
 
-    1. ``explicit`` (``--weights``), else ``$LOOKALIKE_WEIGHTS``;
+    1. ``explicit``, a file given by hand (``--weights`` or ``$LOOKALIKE_WEIGHTS``: see
+       :func:`lookalike.embed.registry.given_weights`);
     2. the file inside the installed offline package;
     3. PyTorch's hub cache, downloading into it when a network exists.
     """
-    explicit = explicit or weights_override()
     if explicit:
         return explicit_weights(explicit)
     spec = importlib.util.find_spec(source.module)
