@@ -105,10 +105,6 @@ class MobileNetV2(StagedBackbone):
         return self.classifier(self.forward_features(x).mean(dim=(2, 3)))  # type: ignore[no-any-return]
 
 
-# Letterbox and average pooling (lookalike.embed.models), measured against the alternatives by
-# benchmarks/retrieval_features.py: squash gains 0.004-0.009 MAP@R on clipart (not a clear win,
-# a little worse on rotated copies), centre crop loses; GeM/MAC split by data set; whitening
-# and multi-scale did not pay. int8 loses 0.04-0.14 points of MAP@R.
 def mobilenet_v2(weights: Path) -> MobileNetV2:
     """MobileNetV2 with torchvision's ImageNet weights (71.9% top-1) from the file ``weights``."""
     model = MobileNetV2()

@@ -4,8 +4,9 @@ Four stages, each a 3x3 convolution (zero padding keeps the size), batch normali
 then 2x2 max pooling that halves the size, while the number of filters doubles from 32 to 256.
 Global pooling and a fully connected head turn the last feature map into a 128-d embedding.
 
-Its stages are every convolution block and every pooling (``features.0`` to ``features.7``),
-so that a learner sees the maps grow deeper (32 to 256 channels) and halve in size.
+For ``forward_intermediates`` every convolution block and every pooling is a stage
+(``features.0`` to ``features.7``), so that a learner sees the maps grow deeper (32 to 256
+channels) at one size, then halve in size.
 
 It ships without pretrained weights (``lookalike.train`` trains it). Untrained, its weights come
 from a fixed seed, so its vectors are the same on every run and its indexes stay searchable.
