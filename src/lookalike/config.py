@@ -27,6 +27,16 @@ def cache_home() -> Path:
     return Path(base) / "lookalike" if base else Path.home() / ".cache" / "lookalike"
 
 
+def runtime_override() -> str | None:
+    """``$LOOKALIKE_RUNTIME``: the runtime every model runs with (onnx, onnx-int8, torch)."""
+    return os.environ.get("LOOKALIKE_RUNTIME") or None
+
+
+def weights_override() -> str | None:
+    """``$LOOKALIKE_WEIGHTS``: a weights file that replaces a model's own (as ``--weights``)."""
+    return os.environ.get("LOOKALIKE_WEIGHTS") or None
+
+
 def config_file() -> Path:
     explicit = os.environ.get("LOOKALIKE_CONFIG")
     if explicit:
