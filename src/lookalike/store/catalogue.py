@@ -459,6 +459,11 @@ def _migrate_from_v1(tx: sqlite3.Connection) -> None:
     )
 
 
+# Every schema-1 int8 index was calibrated on the same bundled photographs with the same
+# settings, whose tag (lookalike.embed.calibration) is this: a fact of history, kept here.
+V1_INT8_CALIBRATION_TAG = "76bed7c8"
+
+
 def v1_model_id(model_id: str) -> str:
-    """The schema-2 name of a schema-1 model id (int8 ids now name their calibration)."""
-    return model_id
+    """The schema-2 name of a schema-1 model id: int8 ids now name their calibration."""
+    return f"{model_id}-{V1_INT8_CALIBRATION_TAG}" if model_id.endswith("-int8") else model_id
