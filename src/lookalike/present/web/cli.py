@@ -59,8 +59,8 @@ def add_parser(
         action="append",
         default=None,
         metavar="DIR",
-        help="the page may add folders under DIR to the index (repeatable; default: the "
-        "folders the index already holds images in)",
+        help="add jobs (the page's 'add a folder', POST /api/jobs) may add only under DIR "
+        "(repeatable; default: the folders the index already holds images in)",
     )
     p.add_argument(
         "--cors-origin",
@@ -70,7 +70,10 @@ def add_parser(
         help="allow cross-origin requests from ORIGIN (repeatable; default: none)",
     )
     p.add_argument(
-        "--threads", type=int, default=0, help="search threads (default: one per CPU core)"
+        "--threads",
+        type=int,
+        default=0,
+        help="search threads (default: one per CPU core); uploads get half as many of their own",
     )
     p.set_defaults(run=run_serve)
 
