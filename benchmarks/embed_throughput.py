@@ -26,11 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from lookalike.embed.pipeline import default_workers, embed_files
 from PIL import Image
 
 from lookalike.decode.image import decode_image
 from lookalike.embed.onnx import default_threads
-from lookalike.embed.pipeline import default_workers, embed_files
 from lookalike.embed.registry import create_embedder
 from lookalike.files.walk import walk_images
 
