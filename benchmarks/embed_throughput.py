@@ -8,7 +8,8 @@ a little sensor-like noise so they compress like camera files, then prints in on
 
 - decode-only: ``decode_image`` with JPEG draft mode, one thread;
 - model-only: preprocessing and inference on already decoded images, in batches;
-- end-to-end: files to vectors through ``embed_files`` (decode threads + batched inference);
+- end-to-end: files to vectors through the indexing pipeline's ``LocalRunner`` (decode threads
+  + batched inference);
 - naive baseline: full decode, PyTorch eager, one image at a time (as simple CNN search tools);
 
 with the ratios, and the peak memory (RSS).
@@ -26,13 +27,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from lookalike.embed.pipeline import default_workers, embed_files
 from PIL import Image
 
 from lookalike.decode.image import decode_image
 from lookalike.embed.onnx import default_threads
 from lookalike.embed.registry import create_embedder
 from lookalike.files.walk import walk_images
+from lookalike.pipeline import EmbedderSpec, LocalRunner, Mapper
+from lookalike.pipeline.runner import default_workers
 
 SIZE = (3000, 2000)
 
@@ -111,7 +113,9 @@ def main() -> None:
 
         model = rate(n, model_only)
         entries = list(walk_images([folder]))
-        end_to_end = rate(n, lambda: [b for b in embed_files(entries, embedder, batch, workers)])
+        mapper = Mapper(EmbedderSpec(args.model), embedder)
+        runner = LocalRunner(workers)
+        end_to_end = rate(n, lambda: [b for b in runner.map(entries, mapper, batch)])
 
         naive_model = create_embedder(args.model, runtime="torch")
         few = paths[: args.naive_count]

@@ -62,7 +62,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from lookalike.present.web.app import create_app
 from lookalike.present.web.service import ServerConfig
-with TestClient(create_app(ServerConfig(Path({str(index_dir)!r})))) as client:
+app = create_app(ServerConfig(Path({str(index_dir)!r})))
+with TestClient(app, base_url="http://127.0.0.1") as client:
     image = ("q.jpg", Path({str(query)!r}).read_bytes(), "image/jpeg")
     response = client.post("/api/search", files={{"image": image}}, params={{"k": 3}})
     assert response.status_code == 200, response.text

@@ -31,6 +31,7 @@ from lookalike.errors import (
     IndexLockedError,
     IndexNotFoundError,
     LookalikeError,
+    StoreError,
 )
 from lookalike.present.web.files import THUMBNAIL_SIZES, servable_path
 from lookalike.present.web.jobs import Job, JobFinishedError, PathNotAllowedError
@@ -116,6 +117,8 @@ def error_status(exc: LookalikeError) -> int:
         return 404
     if isinstance(exc, ImageError):
         return 415
+    if isinstance(exc, StoreError):  # the index's files, not the request, are at fault
+        return 503
     return 400
 
 

@@ -125,7 +125,6 @@ def server_config(args: argparse.Namespace, settings: Settings) -> ServerConfig:
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import torch
     import uvicorn
 
     from lookalike.present.web.app import create_app
@@ -143,10 +142,6 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
             flush=True,
         )
-    # Parallelism comes from the search pool (a thread per core), not from inside PyTorch:
-    # PyTorch's own threads wait on each other, and under load one search then stalls for
-    # seconds; a single thread per search measured 25 ms against 60 ms to 3 s (2 busy cores).
-    torch.set_num_threads(1)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     server.run(sockets=[sock])
     return 0
