@@ -131,7 +131,8 @@ def main() -> None:
             stderr = run.stderr.read().decode(errors="replace") if run.stderr else ""
             if run.returncode not in (0, -signal.SIGKILL) or "Traceback" in stderr:
                 failures += 1
-                print(f"run failed ({run.returncode}): {stderr.strip()}")
+                last = stderr.strip().splitlines()[-1:] or [""]
+                print(f"run failed ({run.returncode}): {last[0]}")
             problems = problems_after_kill(index_dir)
             if problems:
                 failures += 1

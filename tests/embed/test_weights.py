@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lookalike.embed.models import MOBILENET_V2_WEIGHTS as MOBILENET
-from lookalike.embed.registry import given_weights
+from lookalike.embed.registry import create_embedder, given_weights
 from lookalike.embed.weights import WeightsSource, file_digest, find_weights, hub_checkpoints
 from lookalike.errors import ModelNotFoundError
 
@@ -89,3 +89,10 @@ def test_file_digest_names_the_content(tmp_path: Path) -> None:
     a.write_bytes(b"one")
     b.write_bytes(b"two")
     assert len(file_digest(a)) == 12 and file_digest(a) != file_digest(b)
+
+
+def test_a_garbage_weights_file_is_one_clear_error(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(ModelNotFoundError, match="is not a PyTorch weights file"):
+        create_embedder("seed_cnn", weights=garbage, runtime="torch")

@@ -207,8 +207,6 @@ def test_an_index_others_may_only_read_is_searched_read_only(
 def test_bad_index_paths_are_one_line_errors(tmp_path: Path, photos: Path, run_cli: Cli) -> None:
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
     cases = {
         str(a_file): "it is a file",
         str(a_file / "idx"): "a part of that path is a file",

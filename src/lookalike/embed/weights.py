@@ -85,7 +85,13 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Load a checkpoint's tensors only (never arbitrary pickled objects)."""
     import torch
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds (UnpicklingError, RuntimeError, ...)
+        raise ModelNotFoundError(
+            f"{path} is not a PyTorch weights file ({type(exc).__name__}); "
+            "give a state dict saved with torch.save"
+        ) from exc
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):

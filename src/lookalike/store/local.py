@@ -82,18 +82,7 @@ class LocalStore:
     @classmethod
     def create(cls, directory: Path, model_name: str, model_id: str, dim: int) -> LocalStore:
         """Make a new, empty index at ``directory`` (which may exist but hold no index)."""
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            if not os.access(directory, os.W_OK | os.X_OK):
-                raise PermissionError(13, "Permission denied")
-        except FileExistsError:
-            raise StoreError(f"cannot make an index at {directory}: it is a file") from None
-        except NotADirectoryError:
-            raise StoreError(
-                f"cannot make an index at {directory}: a part of that path is a file"
-            ) from None
-        except OSError as exc:
-            raise StoreError(f"cannot make an index at {directory}: {exc.strerror}") from exc
+        cls.make_directory(directory)
         if cls.exists(directory):
             raise LookalikeError(f"an index already exists at {directory}")
         with WriterLock(directory):
@@ -108,6 +97,22 @@ class LocalStore:
                 }
             )
         return cls(directory, catalogue)
+
+    @staticmethod
+    def make_directory(directory: Path) -> None:
+        """Make ``directory`` for an index, or say in one line why it cannot be one."""
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            if not os.access(directory, os.W_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied")
+        except FileExistsError:
+            raise StoreError(f"cannot make an index at {directory}: it is a file") from None
+        except NotADirectoryError:
+            raise StoreError(
+                f"cannot make an index at {directory}: a part of that path is a file"
+            ) from None
+        except OSError as exc:
+            raise StoreError(f"cannot make an index at {directory}: {exc.strerror}") from exc
 
     @classmethod
     def open(cls, directory: Path) -> LocalStore:
