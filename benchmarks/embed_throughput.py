@@ -8,7 +8,8 @@ a little sensor-like noise so they compress like camera files, then prints in on
 
 - decode-only: ``decode_image`` with JPEG draft mode, one thread;
 - model-only: preprocessing and inference on already decoded images, in batches;
-- end-to-end: files to vectors through ``LocalRunner`` (decode threads + batched inference);
+- end-to-end: files to vectors through the indexing pipeline's ``LocalRunner`` (decode threads
+  + batched inference);
 - naive baseline: full decode, PyTorch eager, one image at a time (as simple CNN search tools);
 
 with the ratios, and the peak memory (RSS).
@@ -113,7 +114,8 @@ def main() -> None:
         model = rate(n, model_only)
         entries = list(walk_images([folder]))
         mapper = Mapper(EmbedderSpec(args.model), embedder)
-        end_to_end = rate(n, lambda: [b for b in LocalRunner(workers).map(entries, mapper, batch)])
+        runner = LocalRunner(workers)
+        end_to_end = rate(n, lambda: [b for b in runner.map(entries, mapper, batch)])
 
         naive_model = create_embedder(args.model, runtime="torch")
         few = paths[: args.naive_count]

@@ -7,7 +7,13 @@ uploaded image (decoded and embedded by the model). Prints requests/s, p50/p99 l
 errors per kind of search, the latency of /health probed meanwhile, and the machine's load
 average. Exits 1 if any request failed.
 
+``--big-png-clients N`` adds N clients that keep uploading a flat 9400x9400 PNG (about 280 KB
+sent, 88 megapixels to decode): the hostile upload. It counts as answered when the server
+searches with it (200) or refuses it (413); what matters is how the searches by id fare
+meanwhile.
+
     python benchmarks/web_load.py [--index DIR] [--clients 24] [--seconds 30] [--url URL]
+        [--big-png-clients 0]
 """
 
 from __future__ import annotations
@@ -30,11 +36,14 @@ from PIL import Image
 from lookalike.config import cache_home
 from lookalike.evaluate.edits import apply_edit
 
+BIG_PNG_SIDE = 9400
+
 
 @dataclass
 class Tally:
     latencies_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    refused: int = 0  # answered 413: over the server's upload limits
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -77,6 +86,34 @@ async def client_loop(
             tally.latencies_ms.append((time.perf_counter() - started) * 1000)
 
 
+def big_png() -> bytes:
+    """A flat PNG of BIG_PNG_SIDE squared pixels: small to send, costly to decode in full."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (BIG_PNG_SIDE, BIG_PNG_SIDE), (90, 120, 150)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def big_png_loop(
+    client: httpx.AsyncClient, data: bytes, deadline: float, tally: Tally
+) -> None:
+    """Upload the big PNG again and again; a search (200) or a refusal (413) is an answer."""
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        try:
+            response = await client.post(
+                "/api/search?k=20", files={"image": ("big.png", data, "image/png")}
+            )
+            ok = response.status_code in (200, 413)
+            tally.refused += response.status_code == 413
+            problem = None if ok else f"HTTP {response.status_code}: {response.text[:120]}"
+        except httpx.HTTPError as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem:
+            tally.errors.append(problem)
+        else:
+            tally.latencies_ms.append((time.perf_counter() - started) * 1000)
+
+
 async def probe_health(client: httpx.AsyncClient, deadline: float, tally: Tally) -> None:
     """Twice a second, as a monitor would: /health must keep answering under the load."""
     while time.monotonic() < deadline:
@@ -92,8 +129,9 @@ async def probe_health(client: httpx.AsyncClient, deadline: float, tally: Tally)
         await asyncio.sleep(0.5)
 
 
-async def run_load(url: str, clients: int, seconds: float) -> dict[str, Tally]:
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+async def run_load(url: str, clients: int, big_clients: int, seconds: float) -> dict[str, Tally]:
+    connections = clients + big_clients + 1
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         items = (await client.get("/api/images?limit=500")).json()["items"]
         ids = [item["id"] for item in items]
@@ -103,11 +141,15 @@ async def run_load(url: str, clients: int, seconds: float) -> dict[str, Tally]:
             buffer = io.BytesIO()
             apply_edit(edit, original.convert("RGB")).save(buffer, "JPEG", quality=85)
             uploads.append(buffer.getvalue())
+        big = big_png() if big_clients else b""
         tallies = {"by-id": Tally(), "upload": Tally(), "health": Tally()}
+        if big_clients:
+            tallies["big-png"] = Tally()
         deadline = time.monotonic() + seconds
         await asyncio.gather(
             probe_health(client, deadline, tallies["health"]),
             *(client_loop(client, ids, uploads, deadline, tallies, i) for i in range(clients)),
+            *(big_png_loop(client, big, deadline, tallies["big-png"]) for _ in range(big_clients)),
         )
     return tallies
 
@@ -132,9 +174,10 @@ def main() -> int:
     parser.add_argument("--url", help="load a server already running here instead")
     parser.add_argument("--clients", type=int, default=24)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--big-png-clients", type=int, default=0, metavar="N")
     args = parser.parse_args()
-    if args.clients < 1 or args.seconds <= 0:
-        parser.error("--clients and --seconds must be positive")
+    if args.clients < 1 or args.seconds <= 0 or args.big_png_clients < 0:
+        parser.error("--clients and --seconds must be positive, --big-png-clients not negative")
     process = None
     url = args.url
     if url is None:
@@ -143,13 +186,16 @@ def main() -> int:
         process, url = start_server(args.index)
     try:
         started = time.monotonic()
-        tallies = asyncio.run(run_load(url.rstrip("/") + "/", args.clients, args.seconds))
+        tallies = asyncio.run(
+            run_load(url.rstrip("/") + "/", args.clients, args.big_png_clients, args.seconds)
+        )
         elapsed = time.monotonic() - started
     finally:
         if process:
             process.terminate()
             process.wait(timeout=30)
-    print(f"web load: {args.clients} clients for {elapsed:.1f} s against {url}")
+    big = f" + {args.big_png_clients} uploading the big PNG" if args.big_png_clients else ""
+    print(f"web load: {args.clients} clients{big} for {elapsed:.1f} s against {url}")
     print(f"{'route':<8} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     everything = Tally(  # the searches' latencies; every error, /health's included
         [ms for kind in ("by-id", "upload") for ms in tallies[kind].latencies_ms],
@@ -160,6 +206,7 @@ def main() -> int:
         print(
             f"{kind:<8} {n:>9} {n / elapsed:>8.1f} {percentile(tally.latencies_ms, 0.5):>8.1f} "
             f"{percentile(tally.latencies_ms, 0.99):>8.1f} {len(tally.errors):>7}"
+            + (f"  ({tally.refused} refused: 413)" if tally.refused else "")
         )
     if everything.latencies_ms:
         print(f"mean latency {statistics.fmean(everything.latencies_ms):.1f} ms")

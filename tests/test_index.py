@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from lookalike import Index
-from lookalike.errors import ImageError, ModelMismatchError
+from lookalike.errors import ImageError, LookalikeError, ModelMismatchError
 from lookalike.evaluate.edits import apply_edit
 
 
@@ -123,3 +125,24 @@ def test_learned_whitening_is_kept_and_still_finds_copies(
         assert index.search(photos / "moon.jpg", k=1)[0].score == pytest.approx(1.0, abs=1e-4)
         index.drop_whitening()
         assert index.info().whitening_dim is None
+
+
+def test_bad_arguments_at_the_edge_are_clear_errors(
+    built_index: Path, photo_library: Path, shared_tmp: Path, as_unprivileged: Callable[..., Any]
+) -> None:
+    moon = str(photo_library / "moon.jpg")
+    with Index.open(built_index) as index:
+        for k in (0, -1):
+            with pytest.raises(LookalikeError, match="k must be at least 1"):
+                index.search(moon, k=k)
+        # Empty arrays are bad queries of their own, and the rest of the batch is answered.
+        empty = np.zeros((0, 0, 3), np.uint8)
+        results = index.search_many([empty, moon, np.zeros((4, 0), np.uint8)], k=1)
+        assert [bool(r.error) for r in results] == [True, False, True]
+        assert results[1].hits[0].path == moon and "uint8 (H, W)" in (results[0].error or "")
+    with pytest.raises(LookalikeError, match="batch size must be at least 1"):
+        Index.open(built_index).add([photo_library], batch_size=0)
+    # A folder this user may not write: one clear error (as user nobody: root writes anywhere).
+    kind, text = as_unprivileged(lambda: Index.create(shared_tmp / "idx", model="seed_cnn"))
+    assert kind == "raised" and text.startswith("StoreError: cannot make an index at")
+    assert "Permission denied" in text

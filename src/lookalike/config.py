@@ -27,6 +27,16 @@ def cache_home() -> Path:
     return Path(base) / "lookalike" if base else Path.home() / ".cache" / "lookalike"
 
 
+def runtime_override() -> str | None:
+    """``$LOOKALIKE_RUNTIME``: the runtime every model runs with (onnx, onnx-int8, torch)."""
+    return os.environ.get("LOOKALIKE_RUNTIME") or None
+
+
+def weights_override() -> str | None:
+    """``$LOOKALIKE_WEIGHTS``: a weights file that replaces a model's own (as ``--weights``)."""
+    return os.environ.get("LOOKALIKE_WEIGHTS") or None
+
+
 def config_file() -> Path:
     explicit = os.environ.get("LOOKALIKE_CONFIG")
     if explicit:
@@ -85,3 +95,8 @@ TOKEN_ENV = "LOOKALIKE_TOKEN"
 def token_from_environment() -> str | None:
     """The web server's token from ``$LOOKALIKE_TOKEN`` (kept out of ``ps``, unlike a flag)."""
     return os.environ.get(TOKEN_ENV) or None
+
+
+def debug_from_environment() -> bool:
+    """``LOOKALIKE_DEBUG=1``: let unexpected errors show their traceback (for bug reports)."""
+    return os.environ.get("LOOKALIKE_DEBUG", "") not in ("", "0")

@@ -27,3 +27,12 @@ class ModelNotFoundError(LookalikeError):
 
 class ImageError(LookalikeError):
     """An image cannot be read or decoded; the message is the reason, one line."""
+
+
+class StoreError(LookalikeError):
+    """The index's files cannot be read or written (damaged, disk full, no permission)."""
+
+
+class LookalikeWarning(UserWarning):
+    """Something was wrong and has been dealt with (a damaged cache rebuilt, say): the CLI
+    prints it as one line on stderr."""

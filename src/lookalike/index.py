@@ -18,7 +18,14 @@ from lookalike.pipeline.plan import absolute_roots, plan_add
 from lookalike.search.filters import Filters
 from lookalike.search.query import Hit, Query, SearchResult
 from lookalike.search.ranking import rank
-from lookalike.store import ImageRecord, Store, create_store, open_store, store_exists
+from lookalike.store import (
+    ImageRecord,
+    Store,
+    create_store,
+    open_store,
+    prepare_location,
+    store_exists,
+)
 from lookalike.store.whitening import learn_whitening
 
 __all__ = ["AddReport", "Index", "IndexInfo", "Progress"]
@@ -68,6 +75,7 @@ class Index:
         """A new, empty index at ``directory`` whose vectors ``model`` will make."""
         from lookalike.embed.registry import canonical_model_name
 
+        prepare_location(directory)  # a bad folder fails before the model loads
         spec = EmbedderSpec(canonical_model_name(model), _str(weights))
         embedder = spec.build()
         store = create_store(directory, spec.model, embedder.model_id, embedder.dim)

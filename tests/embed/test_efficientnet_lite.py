@@ -9,8 +9,8 @@ from skimage import data
 from torch import nn
 
 from lookalike.embed.embedder import TorchEmbedder
-from lookalike.embed.networks.efficientnet_lite import SameConv2d, build, round_filters
-from lookalike.embed.registry import create_embedder
+from lookalike.embed.networks.efficientnet_lite import EfficientNetLite, SameConv2d, round_filters
+from lookalike.embed.registry import create_backbone, create_embedder
 
 IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
@@ -32,7 +32,8 @@ def test_imagenet_classifier_sees_a_cat(name: str) -> None:
 @pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
 def test_larger_variants_match_their_published_weights(name: str) -> None:
     """Widths and depths scaled as TensorFlow scales them, or the strict load would fail."""
-    network = build(name)
+    network = create_backbone(name)
+    assert isinstance(network, EfficientNetLite)
     assert len(network._blocks) == 21  # 16 in lite0: depth 1.1 and 1.2 round up alike
 
 

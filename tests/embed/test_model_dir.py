@@ -12,13 +12,13 @@ from skimage import data
 
 from lookalike.embed.model_dir import load_model_dir, save_model_dir
 from lookalike.embed.preprocess import Preprocess
-from lookalike.embed.registry import canonical_model_name, create_embedder
+from lookalike.embed.registry import canonical_model_name, create_backbone, create_embedder
 from lookalike.embed.retrieval_net import RetrievalNet
 from lookalike.errors import ModelNotFoundError
 
 
 def seed_net() -> RetrievalNet:
-    return RetrievalNet(create_embedder("seed_cnn", runtime="torch").backbone, gem_p=2.5)  # type: ignore[attr-defined]
+    return RetrievalNet(create_backbone("seed_cnn"), gem_p=2.5)
 
 
 def photos() -> list[Image.Image]:

@@ -10,10 +10,15 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from lookalike.embed.calibration import CALIBRATION
 from lookalike.embed.embedder import TorchEmbedder
-from lookalike.embed.onnx import OnnxEmbedder, onnx_path
+from lookalike.embed.model_id import int8_model_id
+from lookalike.embed.onnx import ExportSpec, OnnxEmbedder
 from lookalike.embed.registry import RUNTIMES, create_embedder, runtime_for
 from lookalike.errors import ModelNotFoundError
+
+# Today's calibration (lookalike.embed.calibration): a change to it must change this tag.
+TAG = "76bed7c8"
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +32,16 @@ def torch_embedder(name: str) -> TorchEmbedder:
     return embedder
 
 
+def onnx_of(reference: TorchEmbedder, folder: Path, **options: object) -> OnnxEmbedder:
+    """``reference``'s network exported into ``folder``."""
+    spec = ExportSpec(reference.model_id, reference.preprocess, weights="test")
+    return OnnxEmbedder(spec, lambda: reference, folder=folder, **options)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("name", ["mobilenet_v2", "efficientnet_lite0", "seed_cnn"])
 def test_same_vectors_as_pytorch(name: str, tmp_path: Path, photos: list[Image.Image]) -> None:
     reference = torch_embedder(name)
-    onnx = OnnxEmbedder(reference, folder=tmp_path, export_at=1)
+    onnx = onnx_of(reference, tmp_path, export_at=1)
     vectors = onnx.embed(photos)
     assert onnx.path.parent == tmp_path and onnx.path.is_file()  # exported, not PyTorch's answer
     assert (onnx.model_id, onnx.dim, onnx.image_size) == (
@@ -44,29 +55,36 @@ def test_same_vectors_as_pytorch(name: str, tmp_path: Path, photos: list[Image.I
 
 def test_exported_once_then_reused(tmp_path: Path, photos: list[Image.Image]) -> None:
     reference = torch_embedder("seed_cnn")
-    first = OnnxEmbedder(reference, folder=tmp_path, export_at=3)
+    first = onnx_of(reference, tmp_path, export_at=3)
     first.embed(photos[:2])  # a small call: PyTorch answers, nothing is exported
     assert list(tmp_path.iterdir()) == []
     first.embed(photos)
     exported = first.path.stat().st_mtime_ns
-    second = OnnxEmbedder(torch_embedder("seed_cnn"), folder=tmp_path, export_at=3)
+    second = onnx_of(torch_embedder("seed_cnn"), tmp_path, export_at=3)
+    second._make_torch = lambda: pytest.fail("PyTorch was asked for")  # type: ignore[method-assign]
     second.embed(photos[:1])  # cached: even one image goes through ONNX Runtime
     assert second.path == first.path and second.path.stat().st_mtime_ns == exported
-    assert second._session is not None
+    assert second._session is not None and second.dim == first.dim
     assert [p.name for p in tmp_path.iterdir()] == [first.path.name]  # no temporary left
 
 
 def test_cache_key_follows_the_weights(tmp_path: Path) -> None:
-    from lookalike.embed.networks.seed_cnn import seeded_seed_cnn
-
-    weights = tmp_path / "other.pt"
     import torch
 
-    torch.save(seeded_seed_cnn(seed=3).state_dict(), weights)
-    other = create_embedder("seed_cnn", weights=weights, runtime="torch")
-    assert isinstance(other, TorchEmbedder)
-    assert onnx_path(other) != onnx_path(torch_embedder("seed_cnn"))
-    assert onnx_path(torch_embedder("seed_cnn")) == onnx_path(torch_embedder("seed_cnn"))
+    from lookalike.embed.networks.seed_cnn import seeded_seed_cnn
+
+    def exported(weights: Path | None = None, pooling: str | None = None) -> Path:
+        embedder = create_embedder("seed_cnn", weights, pooling, runtime="onnx")
+        assert isinstance(embedder, OnnxEmbedder)
+        return embedder.float_path
+
+    a, b = tmp_path / "a" / "seed.pt", tmp_path / "b" / "seed.pt"
+    for path in (a, b):
+        path.parent.mkdir()
+        torch.save(seeded_seed_cnn(seed=3).state_dict(), path)
+    assert exported(a) == exported(b)  # named by content, not by where the file is
+    assert exported(a) != exported()
+    assert exported() == exported() != exported(pooling="gem")
 
 
 def test_runtime_choice(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,12 +92,14 @@ def test_runtime_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert RUNTIMES == ("onnx", "onnx-int8", "torch")
     assert isinstance(create_embedder("seed_cnn"), OnnxEmbedder)  # the default
     # mobilenet_v2 is measured to lose < 1 point of MAP@R in int8: int8 by default
-    assert create_embedder("mobilenet_v2").model_id == "mobilenet_v2-gap-letterbox224-int8"
+    assert CALIBRATION.tag == TAG
+    assert create_embedder("mobilenet_v2").model_id == f"mobilenet_v2-gap-letterbox224-int8-{TAG}"
     assert runtime_for("mobilenet_v2-gap-letterbox224") == "onnx"  # float indexes stay float
-    assert runtime_for("mobilenet_v2-gap-letterbox224-int8") == "onnx-int8"
+    assert runtime_for(f"efficientnet_lite0-gap-letterbox224-int8-{TAG}") == "onnx-int8"
+    assert runtime_for("mobilenet_v2-gap-letterbox224-int8") == "onnx-int8"  # before tags
     monkeypatch.setenv("LOOKALIKE_RUNTIME", "torch")
     assert isinstance(create_embedder("seed_cnn"), TorchEmbedder)
-    assert create_embedder("seed_cnn", runtime="onnx-int8").model_id.endswith("-int8")
+    assert create_embedder("seed_cnn", runtime="onnx-int8").model_id.endswith(f"-int8-{TAG}")
     with pytest.raises(ModelNotFoundError, match="unknown runtime 'tensorflow'"):
         create_embedder("seed_cnn", runtime="tensorflow")
 
@@ -89,7 +109,7 @@ def test_falls_back_to_pytorch_without_onnxruntime(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now fails
     assert isinstance(create_embedder("seed_cnn"), TorchEmbedder)
     fallback = create_embedder("mobilenet_v2")  # float32 PyTorch, not int8
-    assert isinstance(fallback, TorchEmbedder) and not fallback.model_id.endswith("-int8")
+    assert isinstance(fallback, TorchEmbedder) and "-int8" not in fallback.model_id
     with pytest.raises(ModelNotFoundError, match="int8 runtime needs onnxruntime"):
         create_embedder("seed_cnn", runtime="onnx-int8")
 
@@ -98,10 +118,14 @@ def test_int8_is_another_vector_space_close_to_float(
     tmp_path: Path, photos: list[Image.Image]
 ) -> None:
     reference = torch_embedder("seed_cnn")
-    int8 = OnnxEmbedder(reference, folder=tmp_path, int8=True)
-    assert int8.model_id == reference.model_id + "-int8"
+    int8 = onnx_of(reference, tmp_path, calibration=CALIBRATION)
+    assert (
+        int8.model_id
+        == int8_model_id(reference.model_id, TAG)
+        == reference.model_id + "-int8-" + TAG
+    )
     vectors = int8.embed(photos[:1])  # even one image: PyTorch cannot stand in for int8
-    assert int8.path.is_file() and int8.path.name.endswith("-int8.onnx")
+    assert int8.path.is_file() and int8.path.name.endswith(f"-int8-{TAG}.onnx")
     assert int8.path.stat().st_size < int8.float_path.stat().st_size
     vectors = int8.embed(photos)
     cosines = (vectors * reference.embed(photos)).sum(axis=1)
@@ -123,11 +147,11 @@ def test_an_index_reopens_with_the_precision_that_made_it(
     monkeypatch.setenv("LOOKALIKE_RUNTIME", "onnx-int8")
     with Index.create(tmp_path / "int8", model="seed_cnn") as index:
         index.add([tmp_path / "photos"])
-        assert index.info().model_id.endswith("-int8")
+        assert index.info().model_id.endswith(f"-int8-{TAG}")
     with Index.open(tmp_path / "float") as index:  # int8 asked for, float32 needed
         assert index.search(photos[1], k=1)[0].path == str(photos[1])
-        assert not index.embedder.model_id.endswith("-int8")
+        assert "-int8" not in index.embedder.model_id
     monkeypatch.delenv("LOOKALIKE_RUNTIME")
     with Index.open(tmp_path / "int8") as index:  # no setting needed to search it
         assert index.search(photos[1], k=1)[0].path == str(photos[1])
-        assert index.embedder.model_id.endswith("-int8")
+        assert index.embedder.model_id.endswith(f"-int8-{TAG}")

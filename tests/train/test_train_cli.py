@@ -112,13 +112,15 @@ def test_a_pretrained_backbone_learns_only_after_its_frozen_blocks(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from lookalike.embed.registry import create_embedder
+    from lookalike.embed.registry import create_backbone
 
     monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "mobilenet"
     assert train(dataset, out, 1, "--freeze", "17", "--views", "1", model="mobilenet_v2") == 0
     assert len(list((tmp_path / "cache").rglob("mobilenet_v2-*.pt"))) == 1  # frozen maps kept
-    pretrained = create_embedder("mobilenet_v2", runtime="torch").backbone.state_dict()  # type: ignore[attr-defined]
+    backbone = create_backbone("mobilenet_v2")
+    assert isinstance(backbone, torch.nn.Module)
+    pretrained = backbone.state_dict()
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     frozen = [n for n in pretrained if n.startswith("features.16.") and n.endswith("weight")]
     learnt = [n for n in pretrained if n.startswith("features.17.") and n.endswith("weight")]

@@ -1,22 +1,29 @@
-"""The PyTorch embedder: a backbone's feature map, pooled and normalised."""
+"""The PyTorch embedder: a backbone's feature map, pooled and normalised; and its feature maps
+for a look inside (``feature_maps``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
+from lookalike.embed.model_id import float_model_id
 from lookalike.embed.pooling import POOLINGS
-from lookalike.embed.preprocess import Preprocess
+from lookalike.embed.preprocess import Geometry, Preprocess
+from lookalike.embed.stages import StageInfo, select_stages
 from lookalike.normalise import l2_normalise
+
+Stages = int | Sequence[int] | None  # which stages: see lookalike.embed.stages.select_stages
 
 
 class Backbone(Protocol):
-    """A network cut before its classifier (as in timm's ``forward_features``).
+    """A network cut before its classifier (as in timm's ``forward_features``), seen as an
+    ordered list of blocks (``blocks()``, each feeding the next) of which some end a stage.
 
     A backbone may also have ``forward_head(pooled) -> embedding``, a learned head applied
     after pooling: (n, num_features) -> (n, d); the embedder then uses it and its ``dim`` is d.
@@ -28,7 +35,91 @@ class Backbone(Protocol):
         """(n, 3, H, W) normalised images -> (n, num_features, h, w) feature map."""
         ...
 
+    def forward_intermediates(
+        self, x: torch.Tensor, indices: Stages = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One forward pass -> (the final feature map, as ``forward_features``; the chosen
+        stages' maps, in stage order, each (n, channels, H/stride, W/stride))."""
+        ...
+
+    def stage_info(self) -> list[StageInfo]:
+        """Every stage's name, channels and stride, in order, without running the network."""
+        ...
+
+    def blocks(self) -> list[nn.Module]:
+        """The blocks in order: running them one after the other is ``forward_features``."""
+        ...
+
     def eval(self) -> Backbone: ...
+
+
+class StagedBackbone(nn.Module):
+    """``forward_intermediates`` and ``stage_info`` for a backbone made of ``blocks()``.
+
+    A subclass sets ``block_info`` (one :class:`StageInfo` per block) and ``stage_ends`` (the
+    blocks whose outputs are its stages; the last block's is the final map).
+    """
+
+    num_features: int
+    block_info: tuple[StageInfo, ...]
+    stage_ends: tuple[int, ...]
+
+    def blocks(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def stage_info(self) -> list[StageInfo]:
+        return [self.block_info[i] for i in self.stage_ends]
+
+    def forward_intermediates(
+        self, x: torch.Tensor, indices: Stages = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        keep = {self.stage_ends[i] for i in select_stages(indices, len(self.stage_ends))}
+        maps = []
+        for i, block in enumerate(self.blocks()):
+            x = block(x)
+            if i in keep:
+                maps.append(x)
+        return x, maps
+
+
+@dataclass(frozen=True)
+class FeatureMaps:
+    """What the network sees in n images, from one float32 PyTorch forward pass.
+
+    ``final``: float32 (n, c, h, w), the map that pooling turns into the vector.
+    ``stages[i]``: float32 (n, c_i, h_i, w_i), the map of stage ``stage_info[i]``.
+    ``geometry[j]``: where image j lies in the network input, to map a cell of any map back
+    to the image's pixels (:meth:`Geometry.cell_box`).
+    """
+
+    final: np.ndarray
+    stages: list[np.ndarray]
+    stage_info: list[StageInfo]
+    geometry: list[Geometry]
+
+
+@torch.inference_mode()
+def feature_maps(
+    backbone: Backbone,
+    preprocess: Preprocess,
+    images: Sequence[Image.Image],
+    indices: Stages = None,
+) -> FeatureMaps:
+    """The backbone's final map and chosen stages' maps of RGB images (:class:`FeatureMaps`)."""
+    final, stages = backbone.forward_intermediates(
+        torch.from_numpy(preprocess.batch(images)), indices
+    )
+    info = backbone.stage_info()
+    return FeatureMaps(
+        _array(final),
+        [_array(s) for s in stages],
+        [info[i] for i in select_stages(indices, len(info))],
+        [preprocess.geometry(*image.size) for image in images],
+    )
+
+
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(tensor.float().numpy(), dtype=np.float32)
 
 
 class TorchEmbedder:
@@ -60,9 +151,7 @@ class TorchEmbedder:
         )
         self.dim = self._output_dim()
         self.image_size = round(preprocess.decode_side * max(self.scales))
-        self.model_id = f"{name}-{pooling}-{preprocess.id}"
-        if self.scales != (1.0,):
-            self.model_id += "-ms" + "_".join(f"{s:.3g}" for s in self.scales)
+        self.model_id = float_model_id(name, pooling, preprocess, self.scales)
 
     @torch.inference_mode()
     def _output_dim(self) -> int:
@@ -83,10 +172,18 @@ class TorchEmbedder:
         """RGB images at ``scale`` times the preprocessing size -> (n, num_features, h, w)."""
         return self.backbone.forward_features(torch.from_numpy(self.batch(images, scale)))
 
+    def feature_maps(self, images: Sequence[Image.Image], indices: Stages = None) -> FeatureMaps:
+        """The final map and the chosen stages' maps of RGB images, at the preprocessing size."""
+        return feature_maps(self.backbone, self.preprocess, images, indices)
+
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Normalised images (n, 3, H, W) -> vectors (n, dim) before L2 normalisation."""
         pooled = POOLINGS[self.pooling](self.backbone.forward_features(batch))
         return pooled if self.head is None else self.head(pooled)
+
+    def module(self) -> nn.Module:
+        """:meth:`forward` as one module that owns the backbone's weights (for exporting)."""
+        return _Network(self)
 
     @torch.inference_mode()
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -95,6 +192,16 @@ class TorchEmbedder:
         return average_scales(
             [self.forward(torch.from_numpy(self.batch(images, s))).numpy() for s in self.scales]
         )
+
+
+class _Network(nn.Module):
+    def __init__(self, embedder: TorchEmbedder) -> None:
+        super().__init__()
+        self.embedder = embedder
+        self.backbone = embedder.backbone  # registers the weights as this module's own
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.embedder.forward(images)
 
 
 def average_scales(descriptors: Sequence[np.ndarray]) -> np.ndarray:

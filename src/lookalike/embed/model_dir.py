@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lookalike.embed.embedder import FeatureMaps, Stages, feature_maps
 from lookalike.embed.preprocess import Preprocess
 from lookalike.embed.retrieval_net import RetrievalNet
 from lookalike.errors import ModelNotFoundError
@@ -115,15 +116,14 @@ def read_model_info(directory: Path) -> ModelInfo:
 
 def load_model_dir(directory: str | Path) -> TrainedEmbedder:
     """The embedder a ``lookalike train`` model directory holds, in eval mode."""
-    from lookalike.embed.registry import create_embedder  # the registry imports this module
+    from lookalike.embed.registry import create_backbone  # the registry imports this module
 
     path = Path(directory).expanduser().resolve()
     info = read_model_info(path)
     weights = (path / WEIGHTS).read_bytes() if (path / WEIGHTS).is_file() else b""
     if hashlib.sha256(weights).hexdigest() != info.weights_sha256:
         raise ModelNotFoundError(f"{path / WEIGHTS} is missing or does not match model.json")
-    backbone = create_embedder(info.architecture, runtime="torch").backbone  # type: ignore[attr-defined]
-    net = RetrievalNet(backbone, info.gem_p, info.dim)
+    net = RetrievalNet(create_backbone(info.architecture), info.gem_p, info.dim)
     state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
     net.channels_last()
@@ -131,7 +131,7 @@ def load_model_dir(directory: str | Path) -> TrainedEmbedder:
 
 
 class TrainedEmbedder:
-    """:class:`RetrievalNet` behind the :class:`~lookalike.embed.embedder.Embedder` interface."""
+    """:class:`RetrievalNet` behind the :class:`~lookalike.embed.interface.Embedder` interface."""
 
     def __init__(self, net: RetrievalNet, preprocess: Preprocess, model_id: str) -> None:
         self.net = net
@@ -147,6 +147,10 @@ class TrainedEmbedder:
         batch = torch.from_numpy(self.preprocess.batch(images))
         vectors = self.net(batch.contiguous(memory_format=torch.channels_last))
         return np.ascontiguousarray(vectors.numpy(), dtype=np.float32)
+
+    def feature_maps(self, images: Sequence[Image.Image], indices: Stages = None) -> FeatureMaps:
+        """The trained backbone's final map and chosen stages' maps of RGB images."""
+        return feature_maps(self.net.backbone, self.preprocess, images, indices)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

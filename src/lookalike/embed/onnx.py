@@ -1,30 +1,36 @@
 """Run an embedder's network with ONNX Runtime: the same vectors as PyTorch, faster on a CPU.
 
 The network (backbone, pooling and head) is exported once from PyTorch and cached under
-``cache_home()/onnx``, named by a hash of its weights and the export settings, so a changed
-model or setting exports again and two processes never load a half-written file.
-ONNX Runtime folds batch norm into convolutions and fuses activations, which PyTorch's eager
-mode does not.
+``cache_home()/onnx``, named by a hash of its weights file and the export settings, so a
+changed model or setting exports again and two processes never load a half-written file.
+The name is computed without PyTorch: once the file is cached, embedding needs no PyTorch
+at all. ONNX Runtime folds batch norm into convolutions and fuses activations, which
+PyTorch's eager mode does not.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from lookalike.config import cache_home
-from lookalike.embed.embedder import TorchEmbedder
+from lookalike.embed.calibration import Calibration
+from lookalike.embed.model_id import int8_model_id
 from lookalike.embed.preprocess import Preprocess
 from lookalike.normalise import l2_normalise
+
+if TYPE_CHECKING:
+    from lookalike.embed.embedder import FeatureMaps, Stages, TorchEmbedder
 
 OPSET = 17
 EXPORT_VERSION = 1  # bump when the exported graph changes for the same weights
@@ -45,40 +51,42 @@ def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
-class _Network(torch.nn.Module):
-    """The embedder's forward pass as one module, for the exporter."""
+@dataclass(frozen=True)
+class ExportSpec:
+    """What an exported float network depends on, known without building it."""
 
-    def __init__(self, embedder: TorchEmbedder) -> None:
-        super().__init__()
-        self.embedder = embedder
-        self.backbone = embedder.backbone  # registers the weights as this module's own
+    model_id: str  # the float vector space, e.g. "mobilenet_v2-gap-letterbox224"
+    preprocess: Preprocess
+    weights: str  # SHA-256 of the weights file, or "init": the network makes its own
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.embedder.forward(images)
+    @property
+    def name(self) -> str:
+        """The model's name for file names: "mobilenet_v2" (no weights digest)."""
+        return self.model_id.split("-", 1)[0].split("@", 1)[0]
 
 
-def export_key(embedder: TorchEmbedder) -> str:
-    """Hash of everything the exported graph depends on: weights, model id, export settings."""
-    digest = hashlib.sha256()
+def export_key(spec: ExportSpec) -> str:
+    """Hash of everything the exported graph depends on: weights, model id, export settings,
+    and the PyTorch that exports (and makes a seeded init), read without importing it."""
     settings = (
-        embedder.model_id,
-        embedder.preprocess.size,
+        spec.model_id,
+        spec.preprocess.size,
+        spec.weights,
         OPSET,
         EXPORT_VERSION,
-        torch.__version__,
+        importlib.metadata.version("torch"),
     )
-    digest.update(repr(settings).encode())
-    network = _Network(embedder)
-    for name, tensor in sorted(network.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return hashlib.sha256(repr(settings).encode()).hexdigest()[:16]
 
 
-def onnx_path(embedder: TorchEmbedder, folder: Path | None = None) -> Path:
-    """Where the embedder's exported network is cached (the file may not exist yet)."""
-    name = embedder.model_id.split("-", 1)[0].split("@", 1)[0]
-    return (folder or cache_home() / "onnx") / f"{name}-{export_key(embedder)}.onnx"
+def onnx_path(spec: ExportSpec, folder: Path | None = None) -> Path:
+    """Where the float network is cached (the file may not exist yet)."""
+    return (folder or cache_home() / "onnx") / f"{spec.name}-{export_key(spec)}.onnx"
+
+
+def int8_path(float_path: Path, calibration: Calibration) -> Path:
+    """Where the network quantised with ``calibration`` is cached, beside the float one."""
+    return float_path.with_name(f"{float_path.stem}-int8-{calibration.tag}.onnx")
 
 
 def export_model(embedder: TorchEmbedder, path: Path) -> Path:
@@ -89,6 +97,8 @@ def export_model(embedder: TorchEmbedder, path: Path) -> Path:
     """
     if path.is_file():
         return path
+    import torch
+
     path.parent.mkdir(parents=True, exist_ok=True)
     size = embedder.preprocess.size  # the network input; image_size is for decoding
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".onnx")
@@ -100,7 +110,7 @@ def export_model(embedder: TorchEmbedder, path: Path) -> Path:
             # The TorchScript exporter is deprecated, but the newer one needs onnxscript.
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
-                _Network(embedder).eval(),
+                embedder.module().eval(),
                 (torch.zeros(2, 3, size, size),),
                 tmp,
                 input_names=[INPUT],
@@ -115,32 +125,20 @@ def export_model(embedder: TorchEmbedder, path: Path) -> Path:
     return path
 
 
-def calibration_batches(preprocess: Preprocess, batch_size: int = 16) -> list[np.ndarray]:
-    """Network inputs for int8 calibration: scikit-image's bundled photographs, each also
-    mirrored and centre-cropped (48 images), so no evaluation image takes part."""
-    from skimage import data
-
-    from lookalike.demo import PHOTOS
-
-    images = []
-    for name in PHOTOS:
-        photo = Image.fromarray(getattr(data, name)()).convert("RGB")
-        w, h = photo.size
-        crop = photo.crop((w // 4, h // 4, w - w // 4, h - h // 4))
-        images += [photo, photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT), crop]
-    return [preprocess.batch(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-
-
-def quantize_int8(float_model: Path, path: Path, preprocess: Preprocess) -> Path:
+def quantize_int8(
+    float_model: Path, path: Path, preprocess: Preprocess, calibration: Calibration
+) -> Path:
     """Static int8 quantisation of ``float_model`` into ``path`` (atomically), unless cached.
 
-    Weights per output channel (int8) and activations (uint8) in QDQ form, with ranges from
-    :func:`calibration_batches`: CPUs with VNNI instructions run it two to three times faster.
+    Settings and activation ranges from ``calibration`` (by default weights per output
+    channel in int8, activations in uint8, QDQ form): CPUs with VNNI instructions run it two
+    to three times faster.
     """
     if path.is_file():
         return path
     from onnxruntime.quantization import (
         CalibrationDataReader,
+        CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_static,
@@ -149,7 +147,7 @@ def quantize_int8(float_model: Path, path: Path, preprocess: Preprocess) -> Path
 
     class Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
-            self.batches = iter(calibration_batches(preprocess))
+            self.batches = iter(calibration.batches(preprocess))
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self.batches, None)
@@ -162,10 +160,11 @@ def quantize_int8(float_model: Path, path: Path, preprocess: Preprocess) -> Path
             str(prepared),
             str(quantized),
             Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
+            quant_format=QuantFormat[calibration.quant_format],
+            per_channel=calibration.per_channel,
+            activation_type=QuantType[calibration.activation_type],
+            weight_type=QuantType[calibration.weight_type],
+            calibrate_method=CalibrationMethod[calibration.calibrate_method],
         )
         os.replace(quantized, path)
     return path
@@ -184,55 +183,79 @@ def open_session(path: Path, threads: int | None = None) -> Any:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def output_dim(session: Any) -> int:
+    """The vector size an exported network's session makes: its output is (n, dim)."""
+    return int(session.get_outputs()[0].shape[1])
+
+
 class OnnxEmbedder:
-    """A :class:`TorchEmbedder`'s vectors, computed by ONNX Runtime.
+    """An exported network's vectors, computed by ONNX Runtime.
 
-    In float32 (the default) it keeps the ``model_id``, ``dim`` and ``image_size`` of the
-    PyTorch embedder it wraps: the vectors agree to float rounding, so indexes made by either
-    are interchangeable. Exporting takes seconds, so until the model is cached, fewer than
-    ``export_at`` images (a search, a small folder) are embedded by PyTorch.
+    Built from the :class:`ExportSpec` alone when the file is cached: PyTorch is imported
+    only to export it (``make_torch`` builds the PyTorch embedder then), and to embed fewer
+    than ``export_at`` images before that (a search, a small folder), since exporting takes
+    seconds.
 
-    With ``int8`` the network is quantised (:func:`quantize_int8`); its vectors differ
-    slightly, so its ``model_id`` ends in ``-int8`` and PyTorch never stands in for it.
+    In float32 (the default) it has the ``model_id``, ``dim`` and ``image_size`` of the
+    PyTorch embedder: the vectors agree to float rounding, so indexes made by either are
+    interchangeable. With a ``calibration`` the network is quantised (:func:`quantize_int8`);
+    its vectors differ slightly, so its ``model_id`` says int8 and which calibration
+    (:func:`~lookalike.embed.model_id.int8_model_id`), and PyTorch never stands in for it.
     """
 
     def __init__(
         self,
-        embedder: TorchEmbedder,
+        spec: ExportSpec,
+        make_torch: Callable[[], TorchEmbedder],
+        calibration: Calibration | None = None,
         threads: int | None = None,
         folder: Path | None = None,
         export_at: int = EXPORT_AT,
-        int8: bool = False,
     ) -> None:
-        self.torch = embedder
-        self.preprocess = embedder.preprocess
-        self.model_id = embedder.model_id + ("-int8" if int8 else "")
-        self.dim = embedder.dim
-        self.image_size = embedder.image_size
-        self.float_path = onnx_path(embedder, folder)
-        self.path = (
-            self.float_path.with_name(self.float_path.stem + "-int8.onnx")
-            if int8
-            else self.float_path
+        self.spec = spec
+        self.preprocess = spec.preprocess
+        self.calibration = calibration
+        self.model_id = (
+            int8_model_id(spec.model_id, calibration.tag) if calibration else spec.model_id
         )
-        self.int8 = int8
+        self.image_size = spec.preprocess.decode_side  # one scale: the exported input size
+        self.float_path = onnx_path(spec, folder)
+        self.path = int8_path(self.float_path, calibration) if calibration else self.float_path
         self.threads = threads
-        self.export_at = 0 if int8 else export_at
+        self.export_at = 0 if calibration else export_at
+        self._make_torch = make_torch
+        self._torch: TorchEmbedder | None = None
         self._session: Any = None
+        self.dim = self._cached_dim() or self.torch().dim
+
+    def _cached_dim(self) -> int | None:
+        if self.path.is_file():  # the session is needed anyway
+            self._session = open_session(self.path, self.threads)
+            return output_dim(self._session)
+        if self.float_path.is_file():  # not quantised yet: the float graph tells
+            return output_dim(open_session(self.float_path, threads=1))
+        return None
+
+    def torch(self) -> TorchEmbedder:
+        """The same network in PyTorch (float32), built on first use."""
+        if self._torch is None:
+            self._torch = self._make_torch()
+        return self._torch
 
     def session(self) -> Any:
         """The ONNX Runtime session, exporting (and quantising) the model if not cached."""
         if self._session is None:
-            path = export_model(self.torch, self.float_path)
-            if self.int8:
-                path = quantize_int8(path, self.path, self.preprocess)
-            self._session = open_session(path, self.threads)
+            if not self.float_path.is_file() and not self.path.is_file():
+                export_model(self.torch(), self.float_path)
+            if self.calibration is not None:
+                quantize_int8(self.float_path, self.path, self.preprocess, self.calibration)
+            self._session = open_session(self.path, self.threads)
         return self._session
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Embed RGB images; returns float32 (n, dim), each row L2-normalised."""
         if self._session is None and len(images) < self.export_at and not self.path.is_file():
-            return self.torch.embed(images)
+            return self.torch().embed(images)
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self.run(self.preprocess.batch(images))
@@ -241,3 +264,8 @@ class OnnxEmbedder:
         """Normalised images float32 (n, 3, size, size) -> L2-normalised vectors (n, dim)."""
         (vectors,) = self.session().run([OUTPUT], {INPUT: batch})
         return l2_normalise(np.asarray(vectors, dtype=np.float32))
+
+    def feature_maps(self, images: Sequence[Image.Image], indices: Stages = None) -> FeatureMaps:
+        """The float PyTorch network's maps (:meth:`TorchEmbedder.feature_maps`), for an int8
+        model too: quantisation changes the values a little, not what the maps show."""
+        return self.torch().feature_maps(images, indices)

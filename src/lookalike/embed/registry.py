@@ -1,58 +1,147 @@
-"""Models by name: ``@register_model`` to add one, ``create_embedder(name)`` to use one."""
+"""Models by name: :func:`register_model` to add one, :func:`create_embedder` to use one.
+
+Nothing here imports PyTorch. An entry names the function that builds its network, imported
+only when the network runs in PyTorch or is exported; a model whose ONNX file is cached runs
+without PyTorch (a cold ``lookalike search`` saves the second or more it takes to import).
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
-from lookalike.embed.embedder import Backbone, TorchEmbedder
+from lookalike.config import runtime_override, weights_override
+from lookalike.embed.calibration import CALIBRATION
 from lookalike.embed.interface import Embedder
-from lookalike.embed.onnx import OnnxEmbedder, onnx_available
+from lookalike.embed.model_id import float_model_id, is_int8
+from lookalike.embed.onnx import ExportSpec, OnnxEmbedder, onnx_available
 from lookalike.embed.preprocess import Preprocess
-from lookalike.embed.weights import file_digest
+from lookalike.embed.weights import WeightsSource, explicit_weights, file_digest, find_weights
 from lookalike.errors import ModelNotFoundError
 
-BackboneFactory = Callable[[Path | None], Backbone]
+if TYPE_CHECKING:
+    from lookalike.embed.embedder import Backbone, TorchEmbedder
+
 RUNTIMES = ("onnx", "onnx-int8", "torch")
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: how to build its backbone and how it sees images."""
+    """A registered model: how it sees images, where its weights come from, what builds it.
+
+    ``builder`` is "module:function"; the function takes the weights file (None only when the
+    entry has no ``weights`` source and none is given by hand) and returns the backbone with
+    its weights loaded, in eval mode. Nothing is imported until :meth:`build`.
+    """
 
     name: str
-    build: BackboneFactory  # weights path or None -> backbone with weights loaded
-    preprocess: Preprocess
-    pooling: str
+    builder: str
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    pooling: str = "gap"
+    weights: WeightsSource | None = None  # None: the network makes its own (a seeded init)
     scales: tuple[float, ...] = (1.0,)
     # int8 by default: measured by benchmarks/int8_accuracy.py to lose < 1 point of MAP@R
     int8: bool = False
+
+    def build(self, weights: Path | None) -> Backbone:
+        module, function = self.builder.split(":")
+        return cast("Backbone", getattr(importlib.import_module(module), function)(weights))
 
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(
-    name: str,
-    preprocess: Preprocess | None = None,
-    pooling: str = "gap",
-    scales: tuple[float, ...] = (1.0,),
-    int8: bool = False,
-) -> Callable[[BackboneFactory], BackboneFactory]:
-    """Decorator registering a backbone factory under ``name``."""
-
-    def add(build: BackboneFactory) -> BackboneFactory:
-        _MODELS[name] = ModelEntry(name, build, preprocess or Preprocess(), pooling, scales, int8)
-        return build
-
-    return add
+def register_model(entry: ModelEntry) -> None:
+    _MODELS[entry.name] = entry
 
 
 def list_models() -> list[str]:
     _load_builtin_models()
     return sorted(_MODELS)
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registered model ``name``; raises :class:`ModelNotFoundError` naming the others."""
+    _load_builtin_models()
+    entry = _MODELS.get(name)
+    if entry is None:
+        raise ModelNotFoundError(f"unknown model {name!r}; choose from {', '.join(list_models())}")
+    return entry
+
+
+def given_weights(weights: Path | str | None) -> Path | None:
+    """A weights file given by hand (``weights``, else ``$LOOKALIKE_WEIGHTS``), or None."""
+    chosen = weights or weights_override()
+    return explicit_weights(chosen) if chosen else None
+
+
+def weights_file(entry: ModelEntry, given: Path | None) -> Path | None:
+    """The file the network loads: ``given``, else the entry's own (None: it has none)."""
+    if given is not None or entry.weights is None:
+        return given
+    return find_weights(entry.weights)
+
+
+def vector_space(entry: ModelEntry, given: Path | None) -> str:
+    """The name that starts the model id: weights given by hand (say, a trained seed_cnn)
+    make another vector space, so the id names the file by its content."""
+    return f"{entry.name}@{file_digest(given)}" if given else entry.name
+
+
+def choose_runtime(entry: ModelEntry, runtime: str | None, given: Path | None) -> str:
+    """The runtime asked for (else ``$LOOKALIKE_RUNTIME``, else the default), as it will run:
+    "onnx" falls back to "torch" without onnxruntime, and so do multi-scale models."""
+    runtime = runtime or runtime_override()
+    if runtime is None:
+        runtime = "onnx-int8" if entry.int8 and not given and onnx_available() else "onnx"
+    if runtime not in RUNTIMES:
+        raise ModelNotFoundError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    if runtime == "onnx-int8" and not onnx_available():
+        raise ModelNotFoundError("the int8 runtime needs onnxruntime: pip install onnxruntime")
+    if entry.scales != (1.0,) or (runtime == "onnx" and not onnx_available()):
+        return "torch"  # the exported graph has one input size
+    return runtime
+
+
+def create_backbone(name: str, weights: Path | str | None = None) -> Backbone:
+    """The registered model's backbone (PyTorch) with its weights loaded, in eval mode."""
+    entry = model_entry(name)
+    return entry.build(weights_file(entry, given_weights(weights)))
+
+
+def create_torch_embedder(
+    name: str, weights: Path | str | None = None, pooling: str | None = None
+) -> TorchEmbedder:
+    """The registered model run by PyTorch (what ``runtime="torch"`` gives)."""
+    entry = model_entry(name)
+    return _torch_embedder(entry, given_weights(weights), pooling)
+
+
+def _torch_embedder(entry: ModelEntry, given: Path | None, pooling: str | None) -> TorchEmbedder:
+    from lookalike.embed.embedder import TorchEmbedder
+
+    backbone = entry.build(weights_file(entry, given))
+    space = vector_space(entry, given)
+    return TorchEmbedder(space, backbone, entry.preprocess, pooling or entry.pooling, entry.scales)
+
+
+def _onnx_embedder(
+    entry: ModelEntry, given: Path | None, pooling: str | None, int8: bool
+) -> OnnxEmbedder:
+    pooling = pooling or entry.pooling
+    file = weights_file(entry, given)
+    spec = ExportSpec(
+        float_model_id(vector_space(entry, given), pooling, entry.preprocess),
+        entry.preprocess,
+        file_digest(file, length=64) if file else "init",
+    )
+    return OnnxEmbedder(
+        spec,
+        lambda: _torch_embedder(entry, given, pooling),
+        calibration=CALIBRATION if int8 else None,
+    )
 
 
 def create_embedder(
@@ -74,33 +163,12 @@ def create_embedder(
         from lookalike.embed.model_dir import load_model_dir
 
         return load_model_dir(name)
-    _load_builtin_models()
-    entry = _MODELS.get(name)
-    if entry is None:
-        raise ModelNotFoundError(f"unknown model {name!r}; choose from {', '.join(list_models())}")
-    explicit = weights or os.environ.get("LOOKALIKE_WEIGHTS")
-    path = Path(explicit).expanduser() if explicit else None
-    runtime = runtime or os.environ.get("LOOKALIKE_RUNTIME")
-    if runtime is None:
-        runtime = "onnx-int8" if entry.int8 and not path and onnx_available() else "onnx"
-    if runtime not in RUNTIMES:
-        raise ModelNotFoundError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
-    if runtime == "onnx-int8" and not onnx_available():
-        raise ModelNotFoundError("the int8 runtime needs onnxruntime: pip install onnxruntime")
-    backbone = entry.build(path)
-    # Weights given by hand (say, a trained seed_cnn) make another vector space than the
-    # default ones: the id says which file, so an index refuses vectors from other weights.
-    space = f"{name}@{file_digest(path)}" if path else name
-    embedder = TorchEmbedder(
-        space, backbone, entry.preprocess, pooling or entry.pooling, entry.scales
-    )
-    if embedder.scales != (1.0,):  # the exported graph has one input size: PyTorch
-        return embedder
-    if runtime == "onnx-int8":  # other vectors than PyTorch's: no fallback
-        return OnnxEmbedder(embedder, int8=True)
-    if runtime == "onnx" and onnx_available():
-        return OnnxEmbedder(embedder)
-    return embedder
+    entry = model_entry(name)
+    given = given_weights(weights)
+    runtime = choose_runtime(entry, runtime, given)
+    if runtime == "torch":
+        return _torch_embedder(entry, given, pooling)
+    return _onnx_embedder(entry, given, pooling, int8=runtime == "onnx-int8")
 
 
 def runtime_for(model_id: str) -> str:
@@ -109,9 +177,9 @@ def runtime_for(model_id: str) -> str:
     An index made by the int8 network needs it again; a float32 index needs a float runtime
     (PyTorch where ``$LOOKALIKE_RUNTIME`` says so, else ONNX Runtime's float32).
     """
-    if model_id.endswith("-int8"):
+    if is_int8(model_id):
         return "onnx-int8"
-    return "torch" if os.environ.get("LOOKALIKE_RUNTIME") == "torch" else "onnx"
+    return "torch" if runtime_override() == "torch" else "onnx"
 
 
 def canonical_model_name(name: str) -> str:
@@ -122,5 +190,4 @@ def canonical_model_name(name: str) -> str:
 
 
 def _load_builtin_models() -> None:
-    # Importing the network modules runs their @register_model decorators.
-    from lookalike.embed.networks import efficientnet_lite, mobilenet_v2, seed_cnn  # noqa: F401
+    import lookalike.embed.models  # noqa: F401  (registers them)

@@ -5,13 +5,16 @@ This is what ``lookalike train`` trains and what a trained model directory holds
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lookalike.embed.pooling import GEM_P, gem
+
+if TYPE_CHECKING:
+    from lookalike.embed.embedder import Backbone
 
 
 class GeM(nn.Module):
@@ -35,11 +38,13 @@ class RetrievalNet(nn.Module):
     pretrained embedding.
     """
 
-    def __init__(self, backbone: nn.Module, gem_p: float = GEM_P, dim: int | None = None) -> None:
+    backbone: Backbone
+
+    def __init__(self, backbone: Backbone, gem_p: float = GEM_P, dim: int | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.pool = GeM(gem_p)
-        width = int(backbone.num_features)  # type: ignore[arg-type]
+        width = backbone.num_features
         self.head: nn.Module | None = None
         if not hasattr(backbone, "forward_head"):
             self.head = nn.Linear(width, dim or width)
@@ -52,7 +57,7 @@ class RetrievalNet(nn.Module):
 
     def embed_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         """(n, num_features) pooled features -> (n, dim) unit vectors."""
-        backbone: Any = self.backbone  # nn.Module's typing hides the backbone's own methods
+        backbone: Any = self.backbone  # forward_head is optional: not in the Backbone protocol
         head: Any = self.head if self.head is not None else backbone.forward_head
         return F.normalize(head(pooled), dim=1)
 
@@ -62,9 +67,7 @@ class RetrievalNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(n, 3, H, W) normalised images -> (n, dim) unit vectors."""
-        backbone: Any = self.backbone
-        features: torch.Tensor = backbone.forward_features(images)
-        return self.embed_features(features)
+        return self.embed_features(self.backbone.forward_features(images))
 
     def channels_last(self) -> RetrievalNet:
         """Convolution weights in channels-last order: about 2x faster on the CPU (measured

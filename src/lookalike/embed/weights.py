@@ -1,4 +1,8 @@
-"""Find a model's pretrained weights: explicit path, offline package, hub cache, download."""
+"""Find a model's pretrained weights: explicit path, offline package, hub cache, download.
+
+Finding a file needs no PyTorch (a search with a cached ONNX model never imports it); loading
+one, and downloading, do.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from lookalike.errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -25,22 +31,32 @@ class WeightsSource:
 
 
 def hub_checkpoints() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    """PyTorch's hub cache, found as ``torch.hub.get_dir()`` finds it (``$TORCH_HOME/hub``,
+    else ``$XDG_CACHE_HOME/torch/hub``, else ``~/.cache/torch/hub``) without importing it."""
+    torch_home = os.environ.get("TORCH_HOME") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "torch"
+    )
+    return Path(torch_home).expanduser() / "hub" / "checkpoints"
+
+
+def explicit_weights(path: Path | str) -> Path:
+    """A weights file named by hand (``--weights``), which must exist."""
+    found = Path(path).expanduser()
+    if not found.is_file():
+        raise ModelNotFoundError(f"weights file not found: {found}")
+    return found
 
 
 def find_weights(source: WeightsSource, explicit: Path | str | None = None) -> Path:
     """Return a path to the weights file, in order of preference.
 
-    1. ``explicit`` (``--weights``), else ``$LOOKALIKE_WEIGHTS``;
+    1. ``explicit``, a file given by hand (``--weights`` or ``$LOOKALIKE_WEIGHTS``: see
+       :func:`lookalike.embed.registry.given_weights`);
     2. the file inside the installed offline package;
     3. PyTorch's hub cache, downloading into it when a network exists.
     """
-    explicit = explicit or os.environ.get("LOOKALIKE_WEIGHTS")
     if explicit:
-        path = Path(explicit).expanduser()
-        if not path.is_file():
-            raise ModelNotFoundError(f"weights file not found: {path}")
-        return path
+        return explicit_weights(explicit)
     spec = importlib.util.find_spec(source.module)
     if spec is not None and spec.submodule_search_locations:
         for root in spec.submodule_search_locations:
@@ -56,6 +72,8 @@ def find_weights(source: WeightsSource, explicit: Path | str | None = None) -> P
     )
     if source.url is None:
         raise ModelNotFoundError(install)
+    import torch  # only to download
+
     try:
         torch.hub.load_state_dict_from_url(source.url, progress=False, file_name=source.filename)
     except Exception as exc:  # no network, proxy, HTTP error: all end the same way
@@ -65,7 +83,15 @@ def find_weights(source: WeightsSource, explicit: Path | str | None = None) -> P
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Load a checkpoint's tensors only (never arbitrary pickled objects)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds (UnpicklingError, RuntimeError, ...)
+        raise ModelNotFoundError(
+            f"{path} is not a PyTorch weights file ({type(exc).__name__}); "
+            "give a state dict saved with torch.save"
+        ) from exc
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -9,11 +9,13 @@ import argparse
 import importlib
 import json
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
+from typing import TextIO
 
-from lookalike.config import Settings, cache_home, load_settings
+from lookalike.config import Settings, cache_home, debug_from_environment, load_settings
 from lookalike.errors import LookalikeError
 from lookalike.files.paths import display_path
 from lookalike.index import AddReport, Index
@@ -36,6 +38,7 @@ FEATURE_COMMANDS: tuple[str, ...] = (
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.showwarning = show_warning
     try:
         settings = load_settings(
             index=getattr(args, "index", None),
@@ -53,6 +56,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `lookalike search ... | head`
         return 0
+    except Exception as exc:  # a bug of ours: still one line, never a traceback
+        if debug_from_environment():
+            raise
+        print(
+            f"lookalike: internal error: {type(exc).__name__}: {exc} "
+            "(set LOOKALIKE_DEBUG=1 for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 70
+
+
+def show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Warnings from the library (a damaged cache rebuilt, say) as one line on stderr."""
+    print(f"lookalike: warning: {message}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("remove", parents=[common], help="drop files or folders from the index")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.set_defaults(run=run_remove)
+
+    p = sub.add_parser(
+        "check", parents=[common], help="check the index's files; --repair saves what it can"
+    )
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="copy every readable row into a fresh catalogue (the damaged one is kept beside "
+        "it); the next 'lookalike index' run re-embeds what was lost",
+    )
+    p.set_defaults(run=run_check)
+
+    p = sub.add_parser("backup", parents=[common], help="copy the index consistently, live")
+    p.add_argument("destination", metavar="DIR", help="a new folder; use it as --index DIR")
+    p.set_defaults(run=run_backup)
 
     p = sub.add_parser("demo", parents=[common], help="index bundled photos and search them")
     p.add_argument("--print-index", action="store_true", help="only print the demo index directory")
@@ -233,6 +272,37 @@ def run_remove(args: argparse.Namespace, settings: Settings) -> int:
         removed = index.remove(args.paths)
     if not getattr(args, "quiet", False):
         print(f"removed {removed} file(s)")
+    return 0
+
+
+def run_check(args: argparse.Namespace, settings: Settings) -> int:
+    from lookalike.store.check import check_index, repair_index
+
+    report = check_index(settings.index)
+    if report.ok:
+        print(f"{report.catalogue}: ok ({report.images} images)")
+        return 0
+    for problem in report.problems:
+        print(f"{report.catalogue}: {problem}")
+    if not args.repair:
+        print(f"repair with: lookalike check --repair --index {settings.index}")
+        return 1
+    repaired = repair_index(settings.index)
+    kept, lost = sum(repaired.kept.values()), sum(repaired.lost.values())
+    print(
+        f"repaired: kept {kept} rows, lost {lost}; {repaired.dropped_images} image(s) will be "
+        f"embedded again by the next 'lookalike index' run; the damaged file is "
+        f"{repaired.damaged}"
+    )
+    return 0
+
+
+def run_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from lookalike.store.check import backup_index
+
+    images = backup_index(settings.index, Path(args.destination))
+    if not getattr(args, "quiet", False):
+        print(f"backed up {images} images to {args.destination}")
     return 0
 
 

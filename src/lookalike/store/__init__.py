@@ -22,6 +22,7 @@ __all__ = [
     "Upsert",
     "create_store",
     "open_store",
+    "prepare_location",
     "store_exists",
 ]
 
@@ -33,6 +34,11 @@ def store_exists(location: str | Path) -> bool:
 def open_store(location: str | Path) -> Store:
     """The existing store at ``location`` (raises IndexNotFoundError when there is none)."""
     return LocalStore.open(Path(location))
+
+
+def prepare_location(location: str | Path) -> None:
+    """Check (and make) where a new store will go, before a model is loaded for it."""
+    LocalStore.make_directory(Path(location))
 
 
 def create_store(location: str | Path, model_name: str, model_id: str, dim: int) -> Store:

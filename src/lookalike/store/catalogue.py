@@ -12,18 +12,22 @@ one transaction, a newer one is refused, so an old index never meets new code by
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
+import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 from lookalike.decode.image import ImageMeta
-from lookalike.errors import LookalikeError
+from lookalike.errors import LookalikeError, StoreError
 from lookalike.files.paths import from_stored, to_stored
 from lookalike.search.filters import Filters
 from lookalike.store.record import (
@@ -53,6 +57,8 @@ CREATE TABLE IF NOT EXISTS vectors (
 CREATE INDEX IF NOT EXISTS vectors_generation ON vectors (generation);
 CREATE TABLE IF NOT EXISTS removed (id INTEGER NOT NULL, generation INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS removed_generation ON removed (generation);
+-- The sha256 of each saved vector cache file, written before the file takes its name.
+CREATE TABLE IF NOT EXISTS vector_files (generation INTEGER PRIMARY KEY, sha256 TEXT NOT NULL);
 -- A learned transform of the stored vectors (PCA-whitening), applied to them and to queries.
 CREATE TABLE IF NOT EXISTS whitening (one INTEGER PRIMARY KEY CHECK (one = 1), data BLOB NOT NULL);
 """
@@ -75,17 +81,102 @@ class Upsert:
     meta: ImageMeta | None = None
 
 
+class CatalogueDamagedError(StoreError):
+    """The catalogue file is not a readable SQLite database (truncated, zeroed, garbage)."""
+
+
+T = TypeVar("T")
+
+
+def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
+    """One clear error for what SQLite raised, naming the file and what to do."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "malformed" in str(exc):
+        return _damaged(path, str(exc))
+    if name == "SQLITE_READONLY" or "readonly" in str(exc):
+        return StoreError(f"index {path.parent} is read-only for this user: {exc}")
+    return StoreError(f"cannot use {path}: {exc}")
+
+
+def _damaged(path: Path, reason: str) -> CatalogueDamagedError:
+    index = path.parent
+    return CatalogueDamagedError(
+        f"{path} is damaged ({reason}): 'lookalike check --index {index}' reports what can be "
+        f"saved and 'lookalike check --repair --index {index}' saves it, or use a copy made "
+        "by 'lookalike backup'"
+    )
+
+
+def _sqlite_errors(cls: type[T]) -> type[T]:
+    """Wrap every public method of ``cls`` so that SQLite's errors leave as StoreError."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def generator(self: Catalogue, *args: Any, **kwargs: Any) -> Iterator[Any]:
+                try:
+                    yield from fn(self, *args, **kwargs)
+                except sqlite3.Error as exc:
+                    raise _translate(exc, self.path) from exc
+
+            return generator
+
+        @functools.wraps(fn)
+        def function(self: Catalogue, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+
+        return function
+
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(member) and name != "transaction":
+            setattr(cls, name, wrap(member))
+    return cls
+
+
+@_sqlite_errors
 class Catalogue:
-    """Typed access to the SQLite file. WAL mode: readers never wait for the writer."""
+    """Typed access to the SQLite file. WAL mode: readers never wait for the writer.
+
+    A user who may not write the index (a read-only share, another user's index) opens it
+    read-only; every SQLite error leaves as a one-line :class:`StoreError`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        # Shared between a server's threads; the store serialises access with its mutex.
-        self.conn = sqlite3.connect(
-            path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, never corrupt
+        existed = path.exists()
+        self.writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+        try:
+            self.conn = self._connect()
+            if existed:  # a damaged header or first page fails here rather than later
+                self.meta()
+        except sqlite3.Error as exc:
+            if "no such table" in str(exc):  # an empty or foreign SQLite file
+                raise _damaged(path, f"not a lookalike catalogue: {exc}") from exc
+            raise _translate(exc, path) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        def connect(target: str | Path, uri: bool = False) -> sqlite3.Connection:
+            # Shared between a server's threads; the store serialises access with its mutex.
+            return sqlite3.connect(
+                target, timeout=30.0, isolation_level=None, check_same_thread=False, uri=uri
+            )
+
+        if self.writable or not self.path.exists():
+            conn = connect(self.path)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, never corrupt
+            return conn
+        uri = self.path.resolve().as_uri()
+        try:
+            conn = connect(f"{uri}?mode=ro", uri=True)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            # WAL needs its -shm file; where it cannot be made, read the file as it is.
+            return connect(f"{uri}?mode=ro&immutable=1", uri=True)
 
     def initialise(self, meta: dict[str, str]) -> None:
         self.conn.executescript(SCHEMA)  # executescript commits on its own
@@ -109,6 +200,12 @@ class Catalogue:
                 f"this one reads up to {SCHEMA_VERSION}); upgrade lookalike to use it"
             )
         if version < SCHEMA_VERSION:
+            if not self.writable:
+                raise StoreError(
+                    f"index {self.path.parent} was made by an older lookalike and needs a "
+                    "one-time upgrade: open it once as a user who may write it "
+                    f"(lookalike info --index {self.path.parent})"
+                )
             with self.transaction() as tx:
                 if self.schema_version() < SCHEMA_VERSION:  # not migrated meanwhile
                     _migrate_from_v1(tx)
@@ -233,6 +330,12 @@ class Catalogue:
         ).fetchall()
         return np.asarray([r[0] for r in rows], dtype=np.int64)
 
+    def vector_file_checksum(self, generation: int) -> str | None:
+        row = self.conn.execute(
+            "SELECT sha256 FROM vector_files WHERE generation = ?", (generation,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
     def removal_log_since(self) -> int:
         """The generation from which the removal log is complete."""
         return int(self.meta().get("removed_log_since", "0"))
@@ -308,6 +411,17 @@ class Catalogue:
             )
         return generation
 
+    def record_vector_file(self, generation: int, sha256: str) -> None:
+        with self.transaction() as tx:
+            tx.execute(
+                "INSERT OR REPLACE INTO vector_files (generation, sha256) VALUES (?, ?)",
+                (generation, sha256),
+            )
+
+    def forget_vector_files(self, keep: int) -> None:
+        with self.transaction() as tx:
+            tx.execute("DELETE FROM vector_files WHERE generation != ?", (keep,))
+
     def prune_removal_log(self, upto: int) -> None:
         """Forget removals at or before ``upto`` (a generation a vector file was saved at)."""
         with self.transaction() as tx:
@@ -356,6 +470,11 @@ def _migrate_from_v1(tx: sqlite3.Connection) -> None:
     )
 
 
+# Every schema-1 int8 index was calibrated on the same bundled photographs with the same
+# settings, whose tag (lookalike.embed.calibration) is this: a fact of history, kept here.
+V1_INT8_CALIBRATION_TAG = "76bed7c8"
+
+
 def v1_model_id(model_id: str) -> str:
-    """The schema-2 name of a schema-1 model id (int8 ids now name their calibration)."""
-    return model_id
+    """The schema-2 name of a schema-1 model id: int8 ids now name their calibration."""
+    return f"{model_id}-{V1_INT8_CALIBRATION_TAG}" if model_id.endswith("-int8") else model_id

@@ -7,6 +7,7 @@ Nothing else opens these files.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -14,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.errors import IndexNotFoundError, LookalikeError
+from lookalike.errors import IndexNotFoundError, LookalikeError, StoreError
 from lookalike.search.filters import Filters
 from lookalike.store.base import Ranking, StoreInfo
 from lookalike.store.catalogue import Catalogue, Upsert
 from lookalike.store.lock import WriterLock
 from lookalike.store.record import ImageRecord
-from lookalike.store.vectors import VECTOR_INDEX_KIND, VectorIndex
+from lookalike.store.vectors import VECTOR_INDEX_KIND, VectorIndex, remove_temporary_files
 from lookalike.store.whitening import Whitening
 
 CATALOGUE_FILE = "catalogue.sqlite"
@@ -36,27 +37,52 @@ class LocalStore:
     def __init__(self, directory: Path, catalogue: Catalogue) -> None:
         self.directory = directory
         self.location = str(directory)
-        self.catalogue = catalogue
-        meta = catalogue.meta()
-        if meta.get("vector_index", VECTOR_INDEX_KIND) != VECTOR_INDEX_KIND:
-            raise LookalikeError(
-                f"index {directory} uses vector index {meta['vector_index']!r}, "
-                f"which this lookalike cannot read"
-            )
-        self.model_name = meta["model_name"]
-        self.model_id = meta["model_id"]
-        self.dim = int(meta["dim"])
-        self.uid = meta["index_uid"]
+        self._adopt(catalogue)
         self._vectors: VectorIndex | None = None
         self._lock: WriterLock | None = None
         # Threads share one store (a web server): SQLite serialises its own calls, this
         # guards the in-memory FAISS index while it catches up with new writes.
         self._mutex = threading.RLock()
 
+    def _adopt(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self._inode = os.stat(catalogue.path).st_ino
+        meta = catalogue.meta()
+        if meta.get("vector_index", VECTOR_INDEX_KIND) != VECTOR_INDEX_KIND:
+            raise LookalikeError(
+                f"index {self.directory} uses vector index {meta['vector_index']!r}, "
+                f"which this lookalike cannot read"
+            )
+        self.model_name = meta["model_name"]
+        self.model_id = meta["model_id"]
+        self.dim = int(meta["dim"])
+        self.uid = meta["index_uid"]
+
+    def _follow_replacement(self) -> None:
+        """If the directory now holds another index (deleted and made again while this
+        process kept the old file open), read the new one, or refuse if its vectors are of
+        another kind: never the new vectors with the old records."""
+        try:
+            inode = os.stat(self.catalogue.path).st_ino
+        except OSError as exc:
+            raise StoreError(f"index {self.directory} is gone: {exc.strerror}") from exc
+        if inode == self._inode:
+            return
+        fresh = LocalStore.open(self.directory)
+        if (fresh.model_id, fresh.dim) != (self.model_id, self.dim):
+            fresh.close()
+            raise StoreError(
+                f"index {self.directory} was replaced by one of model {fresh.model_id}; "
+                "restart to use it"
+            )
+        self.catalogue.close()
+        self._adopt(fresh.catalogue)
+        self._vectors = None
+
     @classmethod
     def create(cls, directory: Path, model_name: str, model_id: str, dim: int) -> LocalStore:
         """Make a new, empty index at ``directory`` (which may exist but hold no index)."""
-        directory.mkdir(parents=True, exist_ok=True)
+        cls.make_directory(directory)
         if cls.exists(directory):
             raise LookalikeError(f"an index already exists at {directory}")
         with WriterLock(directory):
@@ -72,8 +98,26 @@ class LocalStore:
             )
         return cls(directory, catalogue)
 
+    @staticmethod
+    def make_directory(directory: Path) -> None:
+        """Make ``directory`` for an index, or say in one line why it cannot be one."""
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            if not os.access(directory, os.W_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied")
+        except FileExistsError:
+            raise StoreError(f"cannot make an index at {directory}: it is a file") from None
+        except NotADirectoryError:
+            raise StoreError(
+                f"cannot make an index at {directory}: a part of that path is a file"
+            ) from None
+        except OSError as exc:
+            raise StoreError(f"cannot make an index at {directory}: {exc.strerror}") from exc
+
     @classmethod
     def open(cls, directory: Path) -> LocalStore:
+        if directory.exists() and not directory.is_dir():
+            raise IndexNotFoundError(f"no index at {directory}: it is a file, not a folder")
         if not cls.exists(directory):
             raise IndexNotFoundError(
                 f"no index at {directory} "
@@ -102,6 +146,7 @@ class LocalStore:
     def vectors(self) -> VectorIndex:
         """The vector index, caught up with any writes made since (by any process)."""
         with self._mutex:
+            self._follow_replacement()
             if self._vectors is None:
                 self._vectors = VectorIndex.load(self.directory, self.dim, self.catalogue)
             else:
@@ -130,6 +175,8 @@ class LocalStore:
         return self.catalogue.count("ok")
 
     def generation(self) -> int:
+        with self._mutex:
+            self._follow_replacement()
         return self.catalogue.generation()
 
     def record(self, image_id: int) -> ImageRecord | None:
@@ -180,13 +227,16 @@ class LocalStore:
         lock = WriterLock(self.directory)
         lock.acquire()
         self._lock = lock
+        remove_temporary_files(self.directory)
+        started_at = self.catalogue.generation()
         try:
             yield self
         finally:
             try:
-                vectors = self.vectors
-                if vectors.generation > self.catalogue.removal_log_since():
-                    vectors.save(self.directory)
+                # A run that wrote nothing (an unchanged folder) loads no vectors.
+                if self.catalogue.generation() != started_at:
+                    vectors = self.vectors
+                    vectors.save(self.directory, self.catalogue)
                     self.catalogue.prune_removal_log(vectors.generation)
             finally:
                 lock.release()

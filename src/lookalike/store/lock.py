@@ -27,8 +27,11 @@ class WriterLock:
             raise IndexLockedError(
                 f"index {self.path.parent} is locked by PID {holder} (another writer is running)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:  # the PID only names the holder in the message above: a full disk may refuse it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass
         self._fd = fd
 
     def release(self) -> None:

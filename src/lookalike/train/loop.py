@@ -33,10 +33,9 @@ from torch import nn
 
 from lookalike.config import cache_home
 from lookalike.decode.image import decode_image
-from lookalike.embed.embedder import TorchEmbedder
 from lookalike.embed.model_dir import WEIGHTS, ModelInfo, save_model_dir
 from lookalike.embed.preprocess import Preprocess
-from lookalike.embed.registry import create_embedder
+from lookalike.embed.registry import create_torch_embedder
 from lookalike.embed.retrieval_net import RetrievalNet
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.evaluate.datasets import load_labelled_folder
@@ -124,10 +123,8 @@ def train(
     items = load_labelled_folder(Path(config.dataset))
     split = split_labels([label for _, label in items], config.val_fraction, config.seed)
     train_items, val_items = split.items(items)
-    embedder = create_embedder(config.model, runtime="torch")
-    if not isinstance(embedder, TorchEmbedder):
-        raise LookalikeError(f"model {config.model!r} cannot be trained (not a PyTorch model)")
-    net = RetrievalNet(embedder.backbone, config.gem_p, config.dim)  # type: ignore[arg-type]
+    embedder = create_torch_embedder(config.model)
+    net = RetrievalNet(embedder.backbone, config.gem_p, config.dim)
     net.channels_last()
     stages = _Stages(net, config.frozen_blocks)
     loss_fn = create_loss(config.loss, len(split.train), net.dim)
@@ -197,23 +194,22 @@ class _Stages:
     trainable ``suffix``; both map to what the next part of the network expects."""
 
     def __init__(self, net: RetrievalNet, frozen_blocks: int) -> None:
-        backbone: Any = net.backbone
+        backbone = net.backbone
         self.frozen: nn.Module | None = None
         if frozen_blocks <= 0:
             self.prefix: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
             self.suffix: Callable[[torch.Tensor], torch.Tensor] = backbone.forward_features
             return
-        blocks = getattr(backbone, "features", None)
-        if not isinstance(blocks, nn.Sequential) or frozen_blocks >= len(blocks):
+        blocks = backbone.blocks()
+        if frozen_blocks >= len(blocks):
             raise LookalikeError(
                 f"cannot freeze {frozen_blocks} blocks of {type(backbone).__name__}: "
-                f"it has {len(blocks) if isinstance(blocks, nn.Sequential) else 'no'} "
-                "feature blocks to split"
+                f"it has {len(blocks)} feature blocks to split"
             )
-        self.frozen = blocks[:frozen_blocks]
+        self.frozen = nn.Sequential(*blocks[:frozen_blocks])
         self.frozen.requires_grad_(False)
         self.prefix = self.frozen
-        self.suffix = blocks[frozen_blocks:]
+        self.suffix = nn.Sequential(*blocks[frozen_blocks:])
 
     def set_mode(self, net: RetrievalNet, training: bool, train_batchnorm: bool) -> None:
         net.train(training)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,8 +30,26 @@ def index_copy(built_index: Path, tmp_path: Path) -> Path:
     return directory
 
 
+# The Host a browser sends to the default server. TestClient's own, "testserver", is refused
+# like any name the server was not started for.
+BASE_URL = "http://127.0.0.1"
+
+Serve = Callable[[ServerConfig], TestClient]
+
+
 @pytest.fixture(scope="session")
-def client(served_index: Path) -> Iterator[TestClient]:
+def serve() -> Serve:
+    """A client on a new app with this configuration, addressed as a browser would; use it
+    in a ``with`` block, which runs the app's start-up (the model loads) and shut-down."""
+
+    def client_for(config: ServerConfig) -> TestClient:
+        return TestClient(create_app(config), base_url=BASE_URL)
+
+    return client_for
+
+
+@pytest.fixture(scope="session")
+def client(served_index: Path, serve: Serve) -> Iterator[TestClient]:
     """An HTTP client on the app over the served index (read-only use)."""
-    with TestClient(create_app(ServerConfig(served_index))) as test_client:
+    with serve(ServerConfig(served_index)) as test_client:
         yield test_client

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ from PIL import Image
 
 from lookalike.evaluate.edits import apply_edit
 from lookalike.index import Index
-from lookalike.present.web.app import create_app
 from lookalike.present.web.service import ServerConfig
 from lookalike.store.lock import WriterLock
+
+Serve = Callable[[ServerConfig], TestClient]  # the ``serve`` fixture
 
 
 def jpeg_bytes(image: Image.Image) -> bytes:
@@ -41,6 +43,16 @@ def upload(client: TestClient, data: bytes, **params: object) -> dict[str, Any]:
 def id_of(client: TestClient, photo_library: Path, name: str) -> int:
     items = client.get("/api/images", params={"limit": 500}).json()["items"]
     return next(i["id"] for i in items if i["path"] == str(photo_library / f"{name}.jpg"))
+
+
+def finished(client: TestClient, job: dict[str, Any]) -> dict[str, Any]:
+    """The job once it has stopped running, polled as the page polls it."""
+    for _ in range(1200):
+        job = client.get(f"/api/jobs/{job['id']}").json()
+        if job["status"] not in ("running", "cancelling"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job still running: {job}")
 
 
 def wait_ready(client: TestClient) -> None:
@@ -180,14 +192,14 @@ def test_original_is_the_indexed_file(client: TestClient, photo_library: Path) -
 
 
 def test_thumbnails_are_cached_beside_the_index_and_remade_when_the_source_changes(
-    index_copy: Path, tmp_path: Path
+    index_copy: Path, tmp_path: Path, serve: Serve
 ) -> None:
     photo = tmp_path / "extra" / "grass.jpg"
     photo.parent.mkdir()
     Image.new("RGB", (900, 300), (30, 160, 40)).save(photo)
     with Index.open(index_copy) as index:
         index.add([photo.parent], workers=0)
-    with TestClient(create_app(ServerConfig(index_copy))) as client:
+    with serve(ServerConfig(index_copy)) as client:
         image_id = id_of(client, photo.parent, "grass")
         response = client.get(f"/api/images/{image_id}/thumbnail", params={"size": 128})
         assert response.status_code == 200
@@ -210,13 +222,13 @@ def test_thumbnails_are_cached_beside_the_index_and_remade_when_the_source_chang
 
 
 def test_changes_by_another_writer_are_seen_without_a_restart(
-    index_copy: Path, tmp_path: Path, photo_library: Path
+    index_copy: Path, tmp_path: Path, photo_library: Path, serve: Serve
 ) -> None:
     new_folder = tmp_path / "new"
     new_folder.mkdir()
     with Image.open(photo_library / "rocket.jpg") as rocket:
         apply_edit("greyscale", rocket).save(new_folder / "grey-rocket.jpg")
-    with TestClient(create_app(ServerConfig(index_copy))) as client:
+    with serve(ServerConfig(index_copy)) as client:
         query = (new_folder / "grey-rocket.jpg").read_bytes()
         assert upload(client, query, k=1)["results"][0]["path"].endswith("rocket.jpg")
         with Index.open(index_copy) as writer:  # its own connection, as `lookalike index` has
@@ -226,30 +238,30 @@ def test_changes_by_another_writer_are_seen_without_a_restart(
         assert client.get("/health").json()["images"] == 9
 
 
-def test_add_job_indexes_in_the_background_with_progress(index_copy: Path, tmp_path: Path) -> None:
+def test_add_job_indexes_in_the_background_with_progress(
+    index_copy: Path, tmp_path: Path, serve: Serve
+) -> None:
     folder = tmp_path / "more"
     folder.mkdir()
     for i, colour in enumerate([(250, 200, 10), (10, 20, 240)]):
         Image.new("RGB", (200, 150), colour).save(folder / f"plain-{i}.png")
     (folder / "notes.jpg").write_bytes(b"not an image")
-    with TestClient(create_app(ServerConfig(index_copy))) as client:
+    with serve(ServerConfig(index_copy, allowed_roots=(str(tmp_path),))) as client:
         started = client.post("/api/jobs", json={"paths": [str(folder)]})
         assert started.status_code == 202, started.text
-        job = started.json()
-        assert job["status"] == "running"
-        for _ in range(600):
-            job = client.get(f"/api/jobs/{job['id']}").json()
-            if job["status"] != "running":
-                break
-            time.sleep(0.1)
+        assert started.json()["status"] == "running"
+        job = finished(client, started.json())
         assert job["status"] == "done", job
         assert (job["added"], job["skipped"], job["done"], job["total"]) == (2, 1, 3, 3)
         assert client.get("/api/stats").json()["index"]["images"] == 10
         assert client.get("/api/jobs/nope").status_code == 404
 
 
-def test_add_job_is_refused_while_another_writer_holds_the_index(index_copy: Path) -> None:
-    with TestClient(create_app(ServerConfig(index_copy))) as client, WriterLock(index_copy):
+def test_add_job_is_refused_while_another_writer_holds_the_index(
+    index_copy: Path, serve: Serve
+) -> None:
+    config = ServerConfig(index_copy, allowed_roots=(str(index_copy),))
+    with serve(config) as client, WriterLock(index_copy):
         response = client.post("/api/jobs", json={"paths": [str(index_copy)]})
         assert response.status_code == 409
         assert "locked" in response.json()["error"]
@@ -257,9 +269,81 @@ def test_add_job_is_refused_while_another_writer_holds_the_index(index_copy: Pat
 
 @pytest.mark.parametrize(
     ("paths", "message"),
-    [([], "at least one"), (["relative/photos"], "absolute"), (["/no/such/folder"], "no such")],
+    [([], "at least one"), (["relative/photos"], "absolute"), (["{library}/gone"], "no such")],
 )
-def test_add_job_checks_its_paths(client: TestClient, paths: list[str], message: str) -> None:
-    response = client.post("/api/jobs", json={"paths": paths})
+def test_add_job_checks_its_paths(
+    client: TestClient, photo_library: Path, paths: list[str], message: str
+) -> None:
+    response = client.post(
+        "/api/jobs", json={"paths": [p.format(library=photo_library) for p in paths]}
+    )
     assert response.status_code == 400
     assert message in response.json()["error"]
+
+
+def test_a_job_adds_only_under_the_folders_already_indexed(tmp_path: Path, serve: Serve) -> None:
+    photos = tmp_path / "photos"
+    for year, colour in [("2023", (200, 40, 40)), ("2024", (40, 40, 200))]:
+        (photos / year).mkdir(parents=True)
+        Image.new("RGB", (120, 90), colour).save(photos / year / "a.png")
+    with Index.create(tmp_path / "index") as index:
+        index.add([photos], workers=0)
+    # The allowed roots are the fewest folders that hold the indexed images: 2023 and 2024.
+    (photos / "2023" / "june").mkdir()
+    Image.new("RGB", (120, 90), (40, 200, 40)).save(photos / "2023" / "june" / "b.png")
+    (photos / "2025").mkdir()
+    Image.new("RGB", (120, 90), (200, 200, 40)).save(photos / "2025" / "c.png")
+    with serve(ServerConfig(tmp_path / "index")) as client:
+        for outside in [
+            photos / "2025",
+            photos,
+            photos / "2023" / ".." / "2025",
+            "/etc",
+            "/no/such",
+        ]:
+            response = client.post("/api/jobs", json={"paths": [str(outside)]})
+            assert response.status_code == 403, (outside, response.text)
+            error = response.json()["error"]
+            assert "outside the folders" in error and "--allow-root" in error
+            assert str(photos / "2023") in error
+        started = client.post("/api/jobs", json={"paths": [str(photos / "2023" / "june")]})
+        assert started.status_code == 202, started.text
+        assert finished(client, started.json())["added"] == 1
+        assert client.get("/health").json()["images"] == 3  # 2025 was never added
+    with serve(ServerConfig(tmp_path / "index", allowed_roots=(str(photos),))) as client:
+        started = client.post("/api/jobs", json={"paths": [str(photos / "2025")]})
+        assert started.status_code == 202, started.text
+        assert finished(client, started.json())["added"] == 1
+
+
+def test_a_running_job_is_cancelled_at_a_batch_and_keeps_what_it_committed(
+    index_copy: Path, tmp_path: Path, serve: Serve
+) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(256):  # 8 batches of 32
+        Image.new("RGB", (48, 48), (i, 255 - i, (7 * i) % 256)).save(folder / f"{i:03}.png")
+    with serve(ServerConfig(index_copy, allowed_roots=(str(tmp_path),))) as client:
+        job = client.post("/api/jobs", json={"paths": [str(folder)]}).json()
+        deadline = time.monotonic() + 120
+        while job["done"] < 32:  # until the first batch is committed
+            assert job["status"] == "running" and time.monotonic() < deadline, job
+            time.sleep(0.01)
+            job = client.get(f"/api/jobs/{job['id']}").json()
+        cancelling = client.delete(f"/api/jobs/{job['id']}")
+        assert cancelling.status_code == 202
+        assert cancelling.json()["status"] in ("cancelling", "cancelled")
+        job = finished(client, job)
+        assert job["status"] == "cancelled" and job["error"] is None
+        assert 32 <= job["done"] < job["total"] == 256
+        kept = job["done"]
+        assert client.get("/health").json()["images"] == 8 + kept
+        with WriterLock(index_copy):  # released: another writer may take it
+            pass
+        assert client.delete(f"/api/jobs/{job['id']}").status_code == 202  # asking twice is fine
+
+        again = finished(client, client.post("/api/jobs", json={"paths": [str(folder)]}).json())
+        assert (again["status"], again["added"], again["unchanged"]) == ("done", 256 - kept, kept)
+        refused = client.delete(f"/api/jobs/{again['id']}")
+        assert refused.status_code == 409 and "already finished" in refused.json()["error"]
+        assert client.delete("/api/jobs/nope").status_code == 404

@@ -183,3 +183,29 @@ def test_a_token_in_the_address_once_lets_the_page_work(
         # Thumbnails are <img> requests: the cookie authorises them too.
         page.wait_for_function("document.querySelector('#grid img').naturalWidth > 0")
         page.close()
+
+
+def test_a_folder_added_from_the_page_can_be_stopped(
+    index_copy: Path, browser: Browser, tmp_path: Path
+) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(512):  # the page polls twice a second: enough left to stop
+        Image.new("RGB", (48, 48), (i % 256, i // 2, (7 * i) % 256)).save(folder / f"{i:03}.png")
+    with serving(index_copy, "--allow-root", str(tmp_path)) as url:
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector(".status.ready")
+        page.click("#tab-collection")
+        page.fill("#add-path", str(folder))
+        page.click("#add-form button[type=submit]")
+        page.wait_for_function("document.querySelector('#add-progress').value >= 32")
+        page.click("#add-stop")
+        page.wait_for_function(
+            "document.querySelector('#add-status').textContent.startsWith('Stopped after')"
+        )
+        kept = int(page.text_content("#add-status").split()[2])  # type: ignore[union-attr]
+        assert 32 <= kept < 512
+        assert page.is_hidden("#add-stop")
+        assert httpx.get(url + "health").json()["images"] == 8 + kept
+        page.close()

@@ -1,27 +1,118 @@
-"""Safety: token, loopback, upload limits, non-images, paths that are not indexed files, CORS."""
+"""Safety: Host names, token, loopback, upload limits, non-images, paths that are not indexed
+files, ids out of range, CORS."""
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from lookalike.config import load_settings
 from lookalike.index import Index
-from lookalike.present.cli import main
-from lookalike.present.web.app import create_app
-from lookalike.present.web.cli import is_loopback
+from lookalike.present.cli import build_parser, main
+from lookalike.present.web.cli import is_loopback, server_config
 from lookalike.present.web.service import ServerConfig
 
 TOKEN = "s3cret-token"
+Serve = Callable[[ServerConfig], TestClient]  # the ``serve`` fixture
+
+
+def png_bytes(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (90, 120, 150)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def secret_folder(tmp_path: Path) -> Path:
+    """A readable folder of images that is not in the index."""
+    folder = tmp_path / "sec"
+    folder.mkdir()
+    Image.new("RGB", (120, 90), (200, 40, 40)).save(folder / "private.png")
+    return folder
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.evil.example:80"],
+)
+def test_requests_for_another_host_name_are_refused(
+    client: TestClient, secret_folder: Path, host: str
+) -> None:
+    # DNS rebinding: a page on evil.example re-points its name to 127.0.0.1; its requests
+    # reach this server as same-origin ones, but they carry its name in the Host header.
+    evil = {"Host": host}
+    job = client.post("/api/jobs", json={"paths": [str(secret_folder)]}, headers=evil)
+    listing = client.get("/api/images", params={"folder": str(secret_folder)}, headers=evil)
+    image_id = client.get("/api/images").json()["items"][0]["id"]
+    for response in [
+        job,
+        listing,
+        client.get(f"/api/images/{image_id}/original", headers=evil),
+        client.get("/", headers=evil),
+        client.get("/health", headers=evil),
+    ]:
+        assert response.status_code == 400
+        assert response.headers["content-type"] == "application/json"
+        assert "--allowed-host" in response.json()["error"]
+    assert client.get("/health").json()["images"] == 8  # the job never ran
+    assert TestClient(client.app).get("/health").status_code == 400  # Host: testserver
+
+
+def test_loopback_names_and_allowed_hosts_are_answered(
+    client: TestClient, served_index: Path, serve: Serve
+) -> None:
+    for host in ["localhost:8000", "127.0.0.1", "[::1]:8000", "LOCALHOST"]:
+        assert client.get("/api/stats", headers={"Host": host}).status_code == 200, host
+    config = ServerConfig(served_index, token=TOKEN, allowed_hosts=("photos.example",))
+    with serve(config) as proxied:
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        answered = proxied.get("/api/stats", headers={**bearer, "Host": "photos.example:443"})
+        assert answered.status_code == 200
+        assert (
+            proxied.get("/api/stats", headers={**bearer, "Host": "evil.example"}).status_code == 400
+        )
+
+
+def test_serve_flags_make_the_server_config(
+    served_index: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LOOKALIKE_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    settings = load_settings(index=served_index)
+    serve = ["serve", "--index", str(served_index)]
+    default = server_config(build_parser().parse_args(serve), settings)
+    assert default.allowed_hosts == ("127.0.0.1",) and default.allowed_roots is None
+    assert default.max_upload_pixels == 40_000_000
+    args = build_parser().parse_args(
+        [
+            *serve,
+            *["--host", "0.0.0.0", "--token", "t", "--allowed-host", "photos.example"],
+            *["--allow-root", "photos", "--allow-root", "/", "--max-upload-pixels", "2.5e6"],
+        ]
+    )
+    config = server_config(args, settings)
+    assert config.allowed_hosts == ("photos.example",)  # no request names 0.0.0.0
+    assert config.allowed_roots == (str(tmp_path / "photos"), "/")
+    assert config.max_upload_pixels == 2_500_000
+    assert main([*serve, "--allow-root", str(tmp_path / "none")]) == 1
+    assert "--allow-root" in capsys.readouterr().err
+    assert main([*serve, "--max-upload-pixels", "0"]) == 1
+    assert "must be positive" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
-def guarded(served_index: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(ServerConfig(served_index, token=TOKEN))) as client:
+def guarded(served_index: Path, serve: Serve) -> Iterator[TestClient]:
+    with serve(ServerConfig(served_index, token=TOKEN)) as client:
         yield client
 
 
@@ -70,8 +161,8 @@ def test_serve_without_an_index_fails_cleanly(
 
 
 @pytest.fixture(scope="module")
-def small_limit(served_index: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(ServerConfig(served_index, max_upload_bytes=50_000))) as client:
+def small_limit(served_index: Path, serve: Serve) -> Iterator[TestClient]:
+    with serve(ServerConfig(served_index, max_upload_bytes=50_000)) as client:
         yield client
 
 
@@ -94,6 +185,35 @@ def test_uploads_over_the_limit_are_refused(small_limit: TestClient, photo_libra
     assert len(small) < 50_000
     ok = small_limit.post("/api/search", files={"image": ("c.jpg", small, "image/jpeg")})
     assert ok.status_code == 200
+
+
+@pytest.fixture(scope="module")
+def pixel_limit(served_index: Path, serve: Serve) -> Iterator[TestClient]:
+    with serve(ServerConfig(served_index, max_upload_pixels=2_000_000)) as client:
+        yield client
+
+
+def test_uploads_over_the_pixel_limit_are_refused_from_their_header(
+    pixel_limit: TestClient, photo_library: Path
+) -> None:
+    big = png_bytes((1500, 1500))  # 2.25 megapixels, a few kilobytes
+    response = pixel_limit.post("/api/search", files={"image": ("big.png", big, "image/png")})
+    assert response.status_code == 413
+    assert "1500x1500" in response.json()["error"] and "2 megapixels" in response.json()["error"]
+    small = png_bytes((1000, 1000))
+    assert (
+        pixel_limit.post("/api/search", files={"image": ("s.png", small, "image/png")}).status_code
+        == 200
+    )
+    # A JPEG decodes at reduced size: this 16.8-megapixel one costs 1 megapixel.
+    buffer = io.BytesIO()
+    with Image.open(photo_library / "astronaut.jpg") as astronaut:
+        astronaut.resize((4096, 4096)).save(buffer, "JPEG", quality=80)
+    response = pixel_limit.post(
+        "/api/search", files={"image": ("a.jpg", buffer.getvalue(), "image/jpeg")}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][0]["path"] == str(photo_library / "astronaut.jpg")
 
 
 @pytest.mark.parametrize(
@@ -137,7 +257,54 @@ def test_paths_that_are_not_indexed_files_are_404(client: TestClient, url: str) 
     assert response.headers["content-type"] == "application/json"
 
 
-def test_symlinks_out_of_the_folder_and_skipped_files_are_not_served(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/images/{id}",
+        "/api/images/{id}/similar",
+        "/api/images/{id}/thumbnail",
+        "/api/images/{id}/original",
+    ],
+)
+def test_ids_beyond_sqlite_integers_are_a_4xx(client: TestClient, url: str) -> None:
+    for image_id in [2**63, 2**64 + 5, 10**30]:
+        response = client.get(url.format(id=image_id))
+        assert response.status_code == 422
+        assert "image_id" in response.json()["error"]
+    assert client.get(url.format(id=2**63 - 1)).status_code == 404
+
+
+def test_filters_beyond_sqlite_integers_are_a_422(client: TestClient) -> None:
+    image_id = client.get("/api/images").json()["items"][0]["id"]
+    for name in ["min_width", "min_height"]:
+        response = client.get(f"/api/images/{image_id}/similar", params={name: 2**63})
+        assert response.status_code == 422
+        assert name in response.json()["error"]
+
+
+def test_the_collection_and_the_filters_show_only_indexed_files(
+    client: TestClient, secret_folder: Path, photo_library: Path
+) -> None:
+    outside = client.get("/api/images", params={"folder": str(secret_folder)}).json()
+    assert (outside["total"], outside["items"]) == (0, [])
+    everything = client.get("/api/images", params={"folder": "/", "limit": 500}).json()
+    assert sorted(i["path"] for i in everything["items"]) == sorted(
+        str(p) for p in photo_library.glob("*.jpg")
+    )
+    image_id = everything["items"][0]["id"]
+    by_id = client.get(f"/api/images/{image_id}/similar", params={"folder": str(secret_folder)})
+    assert by_id.json()["results"] == []
+    by_upload = client.post(
+        "/api/search",
+        params={"folder": str(secret_folder)},
+        files={"image": ("p.png", (secret_folder / "private.png").read_bytes(), "image/png")},
+    )
+    assert by_upload.json()["results"] == []
+
+
+def test_symlinks_out_of_the_folder_and_skipped_files_are_not_served(
+    tmp_path: Path, serve: Serve
+) -> None:
     folder, outside = tmp_path / "photos", tmp_path / "private"
     folder.mkdir()
     outside.mkdir()
@@ -148,7 +315,7 @@ def test_symlinks_out_of_the_folder_and_skipped_files_are_not_served(tmp_path: P
     (folder / "broken.jpg").write_bytes(b"not an image at all")
     with Index.create(tmp_path / "index") as index:
         index.add([folder], workers=0)
-    with TestClient(create_app(ServerConfig(tmp_path / "index"))) as client:
+    with serve(ServerConfig(tmp_path / "index")) as client:
         items = {Path(i["path"]).name: i["id"] for i in client.get("/api/images").json()["items"]}
         assert set(items) == {"red.png", "blue.png", "linked.png"}  # broken.jpg was skipped
         assert client.get(f"/api/images/{items['red.png']}/original").status_code == 200
@@ -167,7 +334,7 @@ def test_symlinks_out_of_the_folder_and_skipped_files_are_not_served(tmp_path: P
         assert client.get(f"/api/images/{items['red.png']}/original").status_code == 404
 
 
-def test_no_cors_unless_asked(client: TestClient, served_index: Path) -> None:
+def test_no_cors_unless_asked(client: TestClient, served_index: Path, serve: Serve) -> None:
     origin = {"Origin": "https://evil.example"}
     assert "access-control-allow-origin" not in client.get("/api/stats", headers=origin).headers
     preflight = {**origin, "Access-Control-Request-Method": "POST"}
@@ -176,7 +343,7 @@ def test_no_cors_unless_asked(client: TestClient, served_index: Path) -> None:
         not in client.options("/api/search", headers=preflight).headers
     )
     config = ServerConfig(served_index, token=TOKEN, cors_origins=("https://app.example",))
-    with TestClient(create_app(config)) as allowed:
+    with serve(config) as allowed:
         asked = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
         response = allowed.options("/api/search", headers=asked)  # preflights carry no token
         assert response.headers["access-control-allow-origin"] == "https://app.example"

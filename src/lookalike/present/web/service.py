@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import os
+import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from PIL import Image
 from starlette.exceptions import HTTPException
@@ -19,11 +21,11 @@ from lookalike.embed.interface import Embedder
 from lookalike.errors import LookalikeError
 from lookalike.index import Index
 from lookalike.present.web.files import ThumbnailCache
-from lookalike.present.web.jobs import JobRunner
+from lookalike.present.web.jobs import JobRunner, covering_folders
 from lookalike.search.filters import Filters
 from lookalike.search.query import Hit, RegionQuery
 from lookalike.search.query import Query as SearchQuery
-from lookalike.search.region import Box
+from lookalike.search.region import REGION_DECODE_SIDE, Box
 from lookalike.store import ImageRecord
 
 T = TypeVar("T")
@@ -38,8 +40,28 @@ class ServerConfig:
     index_dir: Path
     token: str | None = None  # required on every request when set
     max_upload_bytes: int = 20 * 2**20
+    max_upload_pixels: int = 40_000_000  # as decoded: a JPEG at reduced size, a PNG in full
     cors_origins: tuple[str, ...] = ()
     search_threads: int = 0  # 0: one per CPU core
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides the loopback ones
+    allowed_roots: tuple[str, ...] | None = None  # jobs add only under these; None: see Service
+
+
+def check_upload_size(data: bytes, max_pixels: int) -> None:
+    """Refuse (413) an upload that would decode to more than ``max_pixels``, from its header
+    alone: a JPEG counts at the reduced scale search decodes it at (``draft``; no search asks
+    for more than REGION_DECODE_SIDE), other formats in full."""
+    refusal = f"over the upload limit of {max_pixels / 1e6:g} megapixels"
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("RGB", (REGION_DECODE_SIDE, REGION_DECODE_SIDE))
+            width, height = image.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise HTTPException(413, f"image too large: {refusal}") from exc
+    except Exception:  # Pillow raises many kinds for a bad header: decoding names the reason
+        return
+    if width * height > max_pixels:
+        raise HTTPException(413, f"image too large: {width}x{height} pixels to decode, {refusal}")
 
 
 class Service:
@@ -48,9 +70,11 @@ class Service:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.index = Index.open(config.index_dir)
-        self.pool = ThreadPoolExecutor(
-            config.search_threads or os.cpu_count() or 2, thread_name_prefix="search"
-        )
+        threads = config.search_threads or os.cpu_count() or 2
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="search")
+        # Uploads are decoded and embedded on their own, smaller pool: however many arrive,
+        # they leave threads (and cores) to the searches by id, and few are decoded at once.
+        self.upload_pool = ThreadPoolExecutor(max(1, threads // 2), thread_name_prefix="upload")
         self.ready = threading.Event()
         self.load_error: str | None = None
         self.thumbnails = ThumbnailCache(config.index_dir)
@@ -61,8 +85,15 @@ class Service:
     def load_model(self) -> None:
         """Load the index's model (run in a background thread at start-up)."""
         try:
-            # One small embedding warms PyTorch up, so the first user's search is not slow.
+            # One small embedding warms the model up, so the first user's search is not slow.
             self.index.embedder.embed([Image.new("RGB", (64, 64), (128, 128, 128))])
+            torch = sys.modules.get("torch")  # imported only by a model that runs in PyTorch
+            if torch is not None:
+                # Parallelism comes from the search pool (a thread per core), not from inside
+                # PyTorch: its own threads wait on each other, and under load one search then
+                # stalls for seconds; one thread per search measured 25 ms against 60 ms to
+                # 3 s (2 busy cores).
+                torch.set_num_threads(1)
         except LookalikeError as exc:
             self.load_error = str(exc)
         except Exception as exc:  # no caller to raise to: /health reports it
@@ -78,11 +109,11 @@ class Service:
             raise LookalikeError(f"the model failed to load: {self.load_error}")
         return self.index.embedder
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a search on the search pool (quick reads use Starlette's own pool, so that
-        /health and thumbnails do not queue behind searches under load)."""
+    async def run(self, fn: Callable[..., T], *args: Any, pool: Executor | None = None) -> T:
+        """Run a search on ``pool``, by default the search pool (quick reads use Starlette's
+        own pool, so that /health and thumbnails do not queue behind searches under load)."""
         return await asyncio.get_running_loop().run_in_executor(
-            self.pool, functools.partial(fn, *args)
+            pool or self.pool, functools.partial(fn, *args)
         )
 
     def record(self, image_id: int) -> ImageRecord:
@@ -102,6 +133,23 @@ class Service:
             query = RegionQuery(query, box)
         return self.index.search(query, k, exclude_self, filters)
 
+    def search_upload(
+        self, upload: IO[bytes], box: Box | None, k: int, filters: Filters
+    ) -> list[Hit]:
+        """The hits for an uploaded image file; a 413 when it would decode to more than
+        ``max_upload_pixels``. Read here, on the upload pool, so that uploads waiting for
+        it stay in their spooled files rather than in memory."""
+        data = upload.read()
+        check_upload_size(data, self.config.max_upload_pixels)
+        return self.search(data, box, k, filters, False)
+
+    def allowed_roots(self) -> list[str]:
+        """The folders a job may add under: ``--allow-root``, else the folders the index
+        already holds images in (the fewest that cover every image's folder)."""
+        if self.config.allowed_roots is not None:
+            return [os.path.normpath(r) for r in self.config.allowed_roots]
+        return covering_folders(os.path.dirname(r.path) for r in self.collection())
+
     def collection(self) -> list[ImageRecord]:
         """Every indexed image, re-read only when the catalogue's generation moved."""
         generation = self.index.generation()
@@ -112,4 +160,5 @@ class Service:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.upload_pool.shutdown(wait=False, cancel_futures=True)
         self.index.close()

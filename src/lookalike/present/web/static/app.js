@@ -368,6 +368,7 @@ async function addFolder(event) {
   const path = $("add-path").value.trim();
   if (!path) return;
   const progress = $("add-progress");
+  const stop = $("add-stop");
   try {
     let job = await api("/api/jobs", {
       method: "POST",
@@ -376,8 +377,16 @@ async function addFolder(event) {
     });
     progress.hidden = false;
     progress.removeAttribute("value"); // indeterminate while the folders are walked
-    while (job.status === "running") {
-      if (job.total) {
+    stop.hidden = false;
+    stop.disabled = false;
+    stop.onclick = () => {
+      stop.disabled = true;
+      api(`/api/jobs/${job.id}`, { method: "DELETE" }).catch((error) => toast(error.message));
+    };
+    while (job.status === "running" || job.status === "cancelling") {
+      if (job.status === "cancelling") {
+        $("add-status").textContent = "Stopping after the current batch…";
+      } else if (job.total) {
         progress.max = job.total;
         progress.value = job.done;
         $("add-status").textContent = `Indexing ${job.done} of ${job.total}…`;
@@ -388,14 +397,17 @@ async function addFolder(event) {
       job = await api(`/api/jobs/${job.id}`);
     }
     progress.hidden = true;
+    stop.hidden = true;
     if (job.status === "failed") throw new Error(job.error);
-    $("add-status").textContent =
-      `Added ${job.added}, updated ${job.updated}, removed ${job.removed}, `
-      + `unchanged ${job.unchanged}, skipped ${job.skipped}.`;
+    $("add-status").textContent = job.status === "cancelled"
+      ? `Stopped after ${job.done} of ${job.total ?? "?"} files; those are kept.`
+      : `Added ${job.added}, updated ${job.updated}, removed ${job.removed}, `
+        + `unchanged ${job.unchanged}, skipped ${job.skipped}.`;
     loadCollection(true);
     refreshStats();
   } catch (error) {
     progress.hidden = true;
+    stop.hidden = true;
     $("add-status").textContent = `Not added: ${error.message}`;
   }
 }
