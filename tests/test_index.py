@@ -146,3 +146,24 @@ def test_bad_arguments_at_the_edge_are_clear_errors(
     kind, text = as_unprivileged(lambda: Index.create(shared_tmp / "idx", model="seed_cnn"))
     assert kind == "raised" and text.startswith("StoreError: cannot make an index at")
     assert "Permission denied" in text
+
+
+def test_a_run_stopped_while_walking_takes_nothing_for_deleted(
+    photos: Path, tmp_path: Path
+) -> None:
+    (photos / "sub").mkdir()
+    (photos / "coffee.jpg").rename(photos / "sub" / "coffee.jpg")
+
+    class Stop(Exception):
+        pass
+
+    def stop_in_sub(folder: str) -> None:
+        if folder.endswith("sub"):
+            raise Stop
+
+    with Index.create(tmp_path / "idx") as index:
+        index.add([photos])
+        with pytest.raises(Stop):  # the walk reaches sub/ last, after the other 7 photos
+            index.add([photos], on_folder=stop_in_sub)
+        assert len(index) == 8
+        assert index.add([photos]).unchanged == 8

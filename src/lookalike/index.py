@@ -164,6 +164,7 @@ class Index:
         workers: int | None = None,
         runner: Runner | None = None,
         prune: bool = False,
+        on_folder: Callable[[str], None] | None = None,
     ) -> AddReport:
         """Index the images under ``paths``: new and changed files are embedded, unchanged
         ones (same size and mtime) only stat'ed, vanished ones removed. Bad files are
@@ -172,12 +173,14 @@ class Index:
 
         ``runner`` decides where embedding runs (default: :class:`LocalRunner` with
         ``workers`` decode threads). ``prune`` also removes the files of roots that are missing
-        or empty and of folders that fail to list (else kept: an unmounted drive)."""
+        or empty and of folders that fail to list (else kept: an unmounted drive).
+        ``on_folder(folder)`` runs before each folder is walked and may raise to stop the run
+        (what was committed stays; nothing is taken for deleted)."""
         if batch_size < 1:
             raise LookalikeError(f"batch size must be at least 1, got {batch_size}")
         runner = runner or LocalRunner(workers)
         with self.store.writing():
-            plan = plan_add(self.store, paths, prune)
+            plan = plan_add(self.store, paths, prune, on_folder)
             mapper = None
             if plan.embed:  # an unchanged folder never loads the model: nothing to map
                 mapper = Mapper(self.spec, self.embedder if self._lend else self._embedder)

@@ -39,6 +39,7 @@ def walk_images(
     roots: Iterable[str | Path],
     on_error: Callable[[str, str], None] | None = None,
     exclude: Iterable[str | Path] = (),
+    on_folder: Callable[[str], None] | None = None,
 ) -> Iterator[FileEntry]:
     """Yield every image file under ``roots`` (folders recursively, or files themselves).
 
@@ -54,6 +55,10 @@ def walk_images(
     cannot be listed, an entry that cannot be stat'ed, a dangling symlink (unless its name says
     it is no image), an image name that is not a regular file (FIFO, socket, device). A root
     that does not exist is an error.
+
+    ``on_folder(folder)`` is called before each folder is listed; it may raise to stop the
+    walk (a cancelled job), which ending the walk quietly could not: the caller would take
+    the folders not yet walked for deleted ones.
     """
     seen_dirs = {key for key in map(_folder_key, exclude) if key is not None}
     report = on_error or (lambda path, reason: None)
@@ -62,7 +67,7 @@ def walk_images(
         if not os.path.exists(path):
             raise LookalikeError(f"no such file or folder: {display_path(path)}")
         if os.path.isdir(path):
-            yield from _walk_dir(path, seen_dirs, report)
+            yield from _walk_dir(path, seen_dirs, report, on_folder)
         else:
             name, is_link = os.path.basename(path), os.path.islink(path)
             yield from _file_entry(path, name, is_link, report, explicit=True)
@@ -77,11 +82,16 @@ def _folder_key(folder: str | Path) -> tuple[int, int] | None:
 
 
 def _walk_dir(
-    top: str, seen: set[tuple[int, int]], report: Callable[[str, str], None]
+    top: str,
+    seen: set[tuple[int, int]],
+    report: Callable[[str, str], None],
+    on_folder: Callable[[str], None] | None,
 ) -> Iterator[FileEntry]:
     stack = [top]
     while stack:
         folder = stack.pop()
+        if on_folder:
+            on_folder(folder)
         try:
             st = os.stat(folder)
             if (st.st_dev, st.st_ino) in seen:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,12 @@ def absolute_roots(paths: Iterable[str | Path]) -> list[str]:
     return [os.path.abspath(os.fspath(p)) for p in paths]
 
 
-def plan_add(store: Store, paths: Iterable[str | Path], prune: bool = False) -> Plan:
+def plan_add(
+    store: Store,
+    paths: Iterable[str | Path],
+    prune: bool = False,
+    on_folder: Callable[[str], None] | None = None,
+) -> Plan:
     """Diff the image files under ``paths`` against ``store``.
 
     A file is unchanged when its size and mtime match the stored ones. What the walk skips
@@ -54,7 +59,8 @@ def plan_add(store: Store, paths: Iterable[str | Path], prune: bool = False) -> 
     missing = [r for r in roots if not os.path.exists(r) and _count_under(indexed, r)]
     seen: set[str] = set()
     walked = [r for r in roots if r not in missing]
-    for entry in walk_images(walked, on_error=walk_error, exclude=[store.location]):
+    walk = walk_images(walked, walk_error, exclude=[store.location], on_folder=on_folder)
+    for entry in walk:
         seen.add(entry.path)
         old = known.get(entry.path)
         if old and (old[1], old[2]) == (entry.size, entry.mtime_ns):

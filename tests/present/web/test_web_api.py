@@ -347,3 +347,24 @@ def test_a_running_job_is_cancelled_at_a_batch_and_keeps_what_it_committed(
         refused = client.delete(f"/api/jobs/{again['id']}")
         assert refused.status_code == 409 and "already finished" in refused.json()["error"]
         assert client.delete("/api/jobs/nope").status_code == 404
+
+
+def test_a_file_name_that_is_not_utf8_is_listed_searched_and_served(
+    photos: Path, tmp_path: Path, serve: Serve
+) -> None:
+    odd = os.fsdecode(os.fsencode(photos) + b"/caf\xe9.jpg")  # Latin-1 é
+    os.rename(photos / "coffee.jpg", odd)
+    with Index.create(tmp_path / "idx") as index:
+        index.add([photos])
+    with serve(ServerConfig(tmp_path / "idx")) as client:
+        wait_ready(client)
+        listed = client.get("/api/images", params={"limit": 20})
+        assert listed.status_code == 200
+        (item,) = [
+            i for i in listed.json()["items"] if i["path"].endswith(".jpg") and "caf" in i["path"]
+        ]
+        assert os.fsencode(item["path"]) == os.fsencode(odd)  # the same bytes, via \udce9
+        similar = client.get(f"/api/images/{item['id']}/similar", params={"k": 1}).json()
+        assert similar["results"][0]["path"] == item["path"]
+        original = client.get(item["original_url"])
+        assert original.status_code == 200 and original.content == Path(odd).read_bytes()

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import json
 import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi import Path as PathParam
@@ -107,6 +108,15 @@ FilterParams = Annotated[Filters, Depends(filter_params)]
 RegionParams = Annotated[Box | None, Depends(region_params)]
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped (``\\u00e9``), as the CLI writes it: a file
+    name that is not UTF-8 holds lone surrogates, which JSON can escape but UTF-8 cannot
+    encode; a client's JSON parser gives back the same string either way."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def error_status(exc: LookalikeError) -> int:
     """The HTTP status of a library error."""
     if isinstance(exc, IndexLockedError | JobFinishedError):
@@ -135,6 +145,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         service.close()
 
     app = FastAPI(
+        default_response_class=AsciiJSONResponse,
         title="lookalike",
         version=__version__,
         description=DESCRIPTION,
@@ -149,24 +160,24 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.service = service
 
     @app.exception_handler(LookalikeError)
-    async def library_error(request: Request, exc: LookalikeError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=error_status(exc))
+    async def library_error(request: Request, exc: LookalikeError) -> AsciiJSONResponse:
+        return AsciiJSONResponse({"error": str(exc)}, status_code=error_status(exc))
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    async def http_error(request: Request, exc: HTTPException) -> AsciiJSONResponse:
+        return AsciiJSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
     @app.exception_handler(Exception)
-    async def server_error(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"error": "internal server error"}, status_code=500)
+    async def server_error(request: Request, exc: Exception) -> AsciiJSONResponse:
+        return AsciiJSONResponse({"error": "internal server error"}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> AsciiJSONResponse:
         problems = [
             f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
             for e in exc.errors()
         ]
-        return JSONResponse({"error": "; ".join(problems)}, status_code=422)
+        return AsciiJSONResponse({"error": "; ".join(problems)}, status_code=422)
 
     def urls(image_id: int) -> dict[str, str]:
         return {

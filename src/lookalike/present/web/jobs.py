@@ -53,7 +53,8 @@ class Job:
         return "cancelling" if self.state == "running" and self.stop.is_set() else self.state
 
     def check_stop(self) -> None:
-        """Raise :class:`_Cancelled` if cancelling was asked for: called between batches."""
+        """Raise :class:`_Cancelled` if cancelling was asked for: called between folders while
+        walking and between batches while embedding."""
         if self.stop.is_set():
             raise _Cancelled
 
@@ -147,7 +148,9 @@ class JobRunner:
 
         try:
             with held:  # closing it releases the writer lock, before the state says so
-                job.report = writer.add(job.paths, progress=progress)
+                job.report = writer.add(
+                    job.paths, progress=progress, on_folder=lambda _: job.check_stop()
+                )
             job.state = "done"
         except _Cancelled:
             job.state = "cancelled"
