@@ -27,6 +27,15 @@ def cache_home() -> Path:
     return Path(base) / "lookalike" if base else Path.home() / ".cache" / "lookalike"
 
 
+def torch_home() -> Path:
+    """Where PyTorch keeps its hub, found as ``torch.hub.get_dir()`` finds it
+    (``$TORCH_HOME``, else ``$XDG_CACHE_HOME/torch``, else ``~/.cache/torch``)."""
+    home = os.environ.get("TORCH_HOME") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "torch"
+    )
+    return Path(home).expanduser()
+
+
 def runtime_override() -> str | None:
     """``$LOOKALIKE_RUNTIME``: the runtime every model runs with (onnx, onnx-int8, torch)."""
     return os.environ.get("LOOKALIKE_RUNTIME") or None

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lookalike.config import torch_home
 from lookalike.errors import ModelNotFoundError
 
 if TYPE_CHECKING:
@@ -31,12 +31,8 @@ class WeightsSource:
 
 
 def hub_checkpoints() -> Path:
-    """PyTorch's hub cache, found as ``torch.hub.get_dir()`` finds it (``$TORCH_HOME/hub``,
-    else ``$XDG_CACHE_HOME/torch/hub``, else ``~/.cache/torch/hub``) without importing it."""
-    torch_home = os.environ.get("TORCH_HOME") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "torch"
-    )
-    return Path(torch_home).expanduser() / "hub" / "checkpoints"
+    """PyTorch's hub cache of downloaded weights, found without importing PyTorch."""
+    return torch_home() / "hub" / "checkpoints"
 
 
 def explicit_weights(path: Path | str) -> Path:
