@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import warnings
 from pathlib import Path
 
+import faiss
+import numpy as np
 import pytest
 
 from lookalike import Index
@@ -60,3 +63,19 @@ def test_an_index_from_a_newer_version_is_refused_with_a_clear_error(v1_index: P
     with pytest.raises(SchemaVersionError, match=r"newer lookalike \(schema 99"):
         open_store(v1_index)
     assert meta(v1_index)["schema_version"] == "99"  # left as it was
+
+
+def test_a_vector_cache_saved_by_v1_is_adopted_without_a_warning(v1_index: Path) -> None:
+    """v1 saved its FAISS file without a checksum: the upgrade takes it as it is, once."""
+    with sqlite3.connect(v1_index / "catalogue.sqlite") as conn:
+        rows = conn.execute("SELECT id, vector FROM vectors").fetchall()
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(1280))
+    vectors = np.stack([np.frombuffer(blob, np.float32) for _, blob in rows])
+    index.add_with_ids(vectors, np.array([i for i, _ in rows], np.int64))
+    faiss.write_index(index, str(v1_index / "vectors-1.faiss"))  # as v1 wrote it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a "rebuilding" warning fails the test
+        for _ in range(2):
+            with Index.open(v1_index) as opened:
+                (best, score), *_ = opened.store.search(vectors[:1], 1)[0]
+                assert best.id == rows[0][0] and score > 0.999

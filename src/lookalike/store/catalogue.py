@@ -191,8 +191,9 @@ class Catalogue:
                 ],
             )
 
-    def ensure_version(self) -> None:
-        """Migrate an older catalogue to this version; refuse a newer one."""
+    def ensure_version(self) -> int:
+        """Migrate an older catalogue to this version; refuse a newer one. Returns the
+        version found on open."""
         version = self.schema_version()
         if version > SCHEMA_VERSION:
             raise SchemaVersionError(
@@ -209,6 +210,7 @@ class Catalogue:
             with self.transaction() as tx:
                 if self.schema_version() < SCHEMA_VERSION:  # not migrated meanwhile
                     _migrate_from_v1(tx)
+        return version
 
     def schema_version(self) -> int:
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()

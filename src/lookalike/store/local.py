@@ -18,10 +18,16 @@ import numpy as np
 from lookalike.errors import IndexNotFoundError, LookalikeError, StoreError
 from lookalike.search.filters import Filters
 from lookalike.store.base import Ranking, StoreInfo
-from lookalike.store.catalogue import Catalogue, Upsert
+from lookalike.store.catalogue import SCHEMA_VERSION, Catalogue, Upsert
 from lookalike.store.lock import WriterLock
 from lookalike.store.record import ImageRecord
-from lookalike.store.vectors import VECTOR_INDEX_KIND, VectorIndex, remove_temporary_files
+from lookalike.store.vectors import (
+    VECTOR_INDEX_KIND,
+    VectorIndex,
+    file_sha256,
+    remove_temporary_files,
+    saved_generations,
+)
 from lookalike.store.whitening import Whitening
 
 CATALOGUE_FILE = "catalogue.sqlite"
@@ -125,7 +131,8 @@ class LocalStore:
             )
         catalogue = Catalogue(directory / CATALOGUE_FILE)
         try:
-            catalogue.ensure_version()
+            if catalogue.ensure_version() < SCHEMA_VERSION:
+                _adopt_unchecked_vector_files(directory, catalogue)
         except BaseException:
             catalogue.close()
             raise
@@ -257,3 +264,12 @@ class LocalStore:
     def _need_lock(self, call: str) -> None:
         if self._lock is None:
             raise RuntimeError(f"LocalStore.{call} needs the writer lock: use `store.writing()`")
+
+
+def _adopt_unchecked_vector_files(directory: Path, catalogue: Catalogue) -> None:
+    """Vector caches saved before checksums existed are taken as they are at the upgrade
+    (their format checked them then); from now on they are verified like any other."""
+    for generation in saved_generations(directory):
+        if catalogue.vector_file_checksum(generation) is None:
+            path = directory / f"vectors-{generation}.faiss"
+            catalogue.record_vector_file(generation, file_sha256(path))
