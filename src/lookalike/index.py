@@ -24,7 +24,7 @@ from lookalike.pipeline import (
 from lookalike.pipeline import commit as commit_batches
 from lookalike.pipeline.plan import absolute_roots, plan_add
 from lookalike.search.filters import Filters
-from lookalike.search.query import Hit, Query, SearchResult
+from lookalike.search.query import Hit, Query, SearchResult, TextQuery
 from lookalike.search.ranking import rank
 from lookalike.store import (
     ImageRecord,
@@ -243,13 +243,19 @@ class Index:
 
     def search(
         self,
-        query: Query,
+        query: Query | None = None,
         k: int = 10,
         exclude_self: bool = False,
         filters: Filters | None = None,
+        text: str | None = None,
     ) -> list[Hit]:
-        """The ``k`` most alike indexed images, best first. Raises ImageError for a bad image,
-        LookalikeError for a bad region."""
+        """The ``k`` most alike indexed images, best first; ``text="red car"`` (or a
+        :class:`TextQuery`) searches by words instead. Raises ImageError for a bad image,
+        LookalikeError for a bad region, or where the index cannot be searched by words."""
+        if text is not None and query is None:
+            query = TextQuery(text)
+        elif query is None or text is not None:
+            raise LookalikeError("search needs one query: an image, or text=")
         result = self.search_many([query], k, exclude_self, filters)[0]
         if result.error:
             raise result.cause or ImageError(result.error)

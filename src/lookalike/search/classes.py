@@ -63,6 +63,24 @@ class TextMatch:
     matches: tuple[ClassMatch, ...]
     ignored: tuple[str, ...]  # words no class stands for (colours, counts, nonsense)
 
+    def describe(self, shown: int = 5) -> list[str]:
+        """One line per group of words and reason: which classes, with what weight."""
+        groups: dict[tuple[str, str], list[ClassMatch]] = {}
+        for match in self.matches:
+            reason = "similar" if match.how.startswith("similar") else match.how
+            groups.setdefault((match.words, reason), []).append(match)
+        lines = []
+        for (words, reason), found in groups.items():
+            named = ", ".join(f"{m.name} {m.weight:.2f}" for m in found[:shown])
+            more = f" (+{len(found) - shown} more)" if len(found) > shown else ""
+            lines.append(f'matched "{words}" ({reason}): {named}{more}')
+        if self.ignored:
+            lines.append(
+                "not understood: " + ", ".join(f'"{w}"' for w in self.ignored) + " (no ImageNet "
+                "class stands for them: colours, counts and most scenes cannot be searched)"
+            )
+        return lines or ["no words to search by"]
+
     def weights(self) -> np.ndarray:
         """float32 (1000,): each class's weight, the largest of its matches."""
         weights = np.zeros(len(vocabulary().names), dtype=np.float32)

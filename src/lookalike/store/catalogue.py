@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS vector_files (generation INTEGER PRIMARY KEY, sha256 
 -- A learned transform of the stored vectors (PCA-whitening), applied to them and to queries.
 CREATE TABLE IF NOT EXISTS whitening (one INTEGER PRIMARY KEY CHECK (one = 1), data BLOB NOT NULL);
 -- Each embedded image's top ImageNet classes (uint16 ids, float16 probabilities), for search
--- by words; images indexed before it (or by a model without a classifier) have none.
+-- by words. Images indexed before it (or by a model without a classifier) have none.
 CREATE TABLE IF NOT EXISTS classes (id INTEGER PRIMARY KEY, ids BLOB NOT NULL, probs BLOB NOT NULL);
 """
 

@@ -67,7 +67,7 @@ def test_health_and_stats_describe_the_index(client: TestClient, served_index: P
     wait_ready(client)
     health = client.get("/health").json()
     assert health["images"] == 8
-    assert health["features"]["text_search"] is False  # absent, not faked
+    assert health["features"]["text_search"] is True  # mobilenet_v2 stores ImageNet classes
     assert health["features"]["duplicates"] is False
     stats = client.get("/api/stats").json()["index"]
     assert stats["directory"] == str(served_index)
