@@ -78,6 +78,7 @@ def test_openapi_schema_lists_the_routes(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert {
         "/api/search",
+        "/api/search/text",
         "/api/images/{image_id}/similar",
         "/api/images/{image_id}/thumbnail",
         "/api/images/{image_id}/original",

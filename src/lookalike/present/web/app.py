@@ -71,7 +71,7 @@ DESCRIPTION = """Search an image index by example.
 * `k` and the filters `folder` (path prefix), `taken_after` / `taken_before` (EXIF capture
   day, inclusive) and `min_width` / `min_height` apply to every search.
 
-* **By words**: `GET /api/search/text?q=cat+on+a+sofa`, with `k` and the same filters. With a
+* **By words** (text search): `GET /api/search/text?q=cat+on+a+sofa`, `k` and the filters. With a
   built-in model the words are matched to ImageNet's 1,000 classes, whose probabilities were
   stored at indexing (no colours, counts or scenes: `matched` and `not_understood` say what
   was understood); an index of a CLIP model (`clip:DIR`) embeds them with its text encoder.
