@@ -5,8 +5,9 @@ Each of the 1,000 classes has its WordNet synonyms and the WordNet concepts abov
 words are matched, longest phrase first, against the names ("tabby", "espresso"), then the
 concepts ("dog" is every one of the 120 breeds, "car" every kind of car); words left over
 go to a sentence encoder (all-MiniLM-L6-v2), which weighs the classes whose names mean
-nearly the same ("kitten" -> tiger cat, tabby cat). Colours and counts name no class: such
-words are reported as not understood, never matched to something else.
+nearly the same ("kitten" -> tiger cat, tabby cat). Colours and counts name no class, and
+concepts above nearly all classes ("object") name none in particular: such words are
+reported as not understood, never matched to something else.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ MAX_PHRASE = 4  # words; the longest class name that matters ("great white shark
 # (measured on the class names: nonsense words reach 0.35-0.54, "sofa" -> couch 0.86).
 SIMILAR_FROM, SIMILAR_FULL = 0.55, 0.9
 SIMILAR_CLASSES = 5  # classes one unmatched phrase may weigh
+# A concept above more classes names nearly everything ("object", "whole", "unit": 949-1000
+# classes) and would drown the other words; "artifact" (522) and "animal" (398) still count.
+MAX_CONCEPT_CLASSES = 600
 
 STOPWORDS = frozenset(
     """a an the and or with without on in inside into onto of at by for to from near next
@@ -98,6 +102,7 @@ class Vocabulary:
     encoder_phrases: tuple[str, ...]  # the names and synonyms the sentence encoder compares
     encoder_owner: np.ndarray  # int64: the class of each of ``encoder_phrases``
     digest: str  # of the data file: keys the cache of the encoded phrases
+    general: frozenset[str]  # concepts too general to search by (MAX_CONCEPT_CLASSES)
 
 
 @functools.cache
@@ -117,12 +122,14 @@ def vocabulary() -> Vocabulary:
                     class_id, f"a kind of {concepts[concept][0]}"
                 )
     owned = [(s, i) for i, entry in enumerate(data["classes"]) for s in entry["synonyms"]]
+    general = frozenset(p for p, found in phrases.items() if len(found) > MAX_CONCEPT_CLASSES)
     return Vocabulary(
         names=tuple(entry["name"] for entry in data["classes"]),
-        phrases={p: tuple(found.items()) for p, found in phrases.items()},
+        phrases={p: tuple(found.items()) for p, found in phrases.items() if p not in general},
         encoder_phrases=tuple(s for s, _ in owned),
         encoder_owner=np.array([i for _, i in owned], dtype=np.int64),
         digest=hashlib.sha256(raw).hexdigest()[:16],
+        general=general,
     )
 
 
@@ -140,7 +147,7 @@ def match_text(text: str) -> TextMatch:
             word = words[i]
             if word in STOPWORDS:
                 leftover.append([])
-            elif word in UNSEARCHABLE:
+            elif word in UNSEARCHABLE or word in vocab.general:
                 ignored.append(word)
                 leftover.append([])
             else:
