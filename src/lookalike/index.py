@@ -12,11 +12,19 @@ from types import TracebackType
 from lookalike.embed.interface import Embedder
 from lookalike.errors import ImageError, LookalikeError, ModelMismatchError
 from lookalike.files.walk import is_under
-from lookalike.pipeline import AddReport, EmbedderSpec, LocalRunner, Mapper, Progress, Runner
+from lookalike.pipeline import (
+    AddReport,
+    EmbedderSpec,
+    LocalRunner,
+    Mapper,
+    Progress,
+    Runner,
+    commit_classes,
+)
 from lookalike.pipeline import commit as commit_batches
 from lookalike.pipeline.plan import absolute_roots, plan_add
 from lookalike.search.filters import Filters
-from lookalike.search.query import Hit, Query, SearchResult
+from lookalike.search.query import Hit, Query, SearchResult, TextQuery
 from lookalike.search.ranking import rank
 from lookalike.store import (
     ImageRecord,
@@ -142,6 +150,13 @@ class Index:
         return EmbedderSpec.for_index(self.store.model_name, self.store.model_id, self._weights)
 
     @property
+    def classifies(self) -> bool:
+        """Whether this index's model stores ImageNet classes (for search by words)."""
+        from lookalike.embed.registry import model_classifies
+
+        return model_classifies(self.store.model_name, self._weights)
+
+    @property
     def embedder(self) -> Embedder:
         """The index's model, loaded on first use; it must make the stored vectors."""
         if self._embedder is None:
@@ -175,17 +190,22 @@ class Index:
         ``workers`` decode threads). ``prune`` also removes the files of roots that are missing
         or empty and of folders that fail to list (else kept: an unmounted drive).
         ``on_folder(folder)`` runs before each folder is walked and may raise to stop the run
-        (what was committed stays; nothing is taken for deleted)."""
+        (what was committed stays; nothing is taken for deleted). With a model that has an
+        ImageNet classifier, unchanged files indexed without classes get them (one forward
+        pass each; their vectors are not rewritten)."""
         if batch_size < 1:
             raise LookalikeError(f"batch size must be at least 1, got {batch_size}")
         runner = runner or LocalRunner(workers)
         with self.store.writing():
-            plan = plan_add(self.store, paths, prune, on_folder)
+            plan = plan_add(self.store, paths, prune, on_folder, self.classifies)
             mapper = None
-            if plan.embed:  # an unchanged folder never loads the model: nothing to map
+            if plan.embed or plan.classify:  # an unchanged folder never loads the model
                 mapper = Mapper(self.spec, self.embedder if self._lend else self._embedder)
             batches = runner.map(plan.embed, mapper, batch_size) if mapper else iter(())
             report = commit_batches(self.store, plan, batches, progress)
+            if mapper is not None and plan.classify:
+                classified = runner.map(plan.classify, mapper, batch_size)
+                report.classified = commit_classes(self.store, plan, classified, progress)
             if mapper is not None:
                 self._embedder = self._embedder or mapper.loaded
         return report
@@ -223,13 +243,19 @@ class Index:
 
     def search(
         self,
-        query: Query,
+        query: Query | None = None,
         k: int = 10,
         exclude_self: bool = False,
         filters: Filters | None = None,
+        text: str | None = None,
     ) -> list[Hit]:
-        """The ``k`` most alike indexed images, best first. Raises ImageError for a bad image,
-        LookalikeError for a bad region."""
+        """The ``k`` most alike indexed images, best first; ``text="red car"`` (or a
+        :class:`TextQuery`) searches by words instead. Raises ImageError for a bad image,
+        LookalikeError for a bad region, or where the index cannot be searched by words."""
+        if text is not None and query is None:
+            query = TextQuery(text)
+        elif query is None or text is not None:
+            raise LookalikeError("search needs one query: an image, or text=")
         result = self.search_many([query], k, exclude_self, filters)[0]
         if result.error:
             raise result.cause or ImageError(result.error)

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from lookalike.embed.classes import ClassHead, TopClasses
 from lookalike.embed.model_id import float_model_id
 from lookalike.embed.pooling import POOLINGS
 from lookalike.embed.preprocess import Geometry, Preprocess
@@ -137,6 +138,7 @@ class TorchEmbedder:
         preprocess: Preprocess,
         pooling: str = "gap",
         scales: Sequence[float] = (1.0,),
+        head: ClassHead | None = None,
     ) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; choose from {sorted(POOLINGS)}")
@@ -152,6 +154,9 @@ class TorchEmbedder:
         self.dim = self._output_dim()
         self.image_size = round(preprocess.decode_side * max(self.scales))
         self.model_id = float_model_id(name, pooling, preprocess, self.scales)
+        # the ImageNet classifier reads the average-pooled map: only then is it on our output
+        single_gap = pooling == "gap" and self.head is None and self.scales == (1.0,)
+        self.class_head = head if single_gap else None
 
     @torch.inference_mode()
     def _output_dim(self) -> int:
@@ -192,6 +197,20 @@ class TorchEmbedder:
         return average_scales(
             [self.forward(torch.from_numpy(self.batch(images, s))).numpy() for s in self.scales]
         )
+
+    @property
+    def has_classes(self) -> bool:
+        return self.class_head is not None
+
+    @torch.inference_mode()
+    def embed_with_classes(
+        self, images: Sequence[Image.Image]
+    ) -> tuple[np.ndarray, list[TopClasses] | None]:
+        """Vectors as :meth:`embed`, and each image's top ImageNet classes (None: no head)."""
+        if self.class_head is None or not images:
+            return self.embed(images), None if self.class_head is None else []
+        pooled = self.forward(torch.from_numpy(self.batch(images))).numpy()
+        return average_scales([pooled]), self.class_head.top(pooled)
 
 
 class _Network(nn.Module):

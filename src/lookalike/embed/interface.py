@@ -8,6 +8,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
+from lookalike.embed.classes import TopClasses
+
 
 @runtime_checkable
 class Embedder(Protocol):
@@ -24,4 +26,19 @@ class Embedder(Protocol):
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Embed RGB images; returns float32 (n, dim), each row L2-normalised."""
+        ...
+
+
+@runtime_checkable
+class ClassifyingEmbedder(Embedder, Protocol):
+    """An embedder whose network also has an ImageNet classifier (``has_classes``): it tells
+    each image's top classes from the same forward pass that makes its vector."""
+
+    @property
+    def has_classes(self) -> bool: ...
+
+    def embed_with_classes(
+        self, images: Sequence[Image.Image]
+    ) -> tuple[np.ndarray, list[TopClasses] | None]:
+        """(what :meth:`embed` returns, each image's top classes or None without a head)."""
         ...

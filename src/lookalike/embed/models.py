@@ -43,6 +43,7 @@ BUILTIN_MODELS = (
         f"{NETWORKS}.mobilenet_v2:mobilenet_v2",
         weights=MOBILENET_V2_WEIGHTS,
         int8=True,
+        classes=True,
     ),
     # int8 MAP@R: +0.48 points on clipart, -0.10 on icons
     ModelEntry(
@@ -51,18 +52,21 @@ BUILTIN_MODELS = (
         Preprocess(224, LITE_MEAN, LITE_STD),
         weights=_lite_weights(0, "efficientnet-lite0-57934424.pth"),
         int8=True,
+        classes=True,
     ),
     ModelEntry(
         "efficientnet_lite1",
         f"{NETWORKS}.efficientnet_lite:efficientnet_lite1",
         Preprocess(240, LITE_MEAN, LITE_STD),
         weights=_lite_weights(1, "efficientnet-lite1-77cc7160.pth"),
+        classes=True,
     ),
     ModelEntry(
         "efficientnet_lite2",
         f"{NETWORKS}.efficientnet_lite:efficientnet_lite2",
         Preprocess(260, LITE_MEAN, LITE_STD),
         weights=_lite_weights(2, "efficientnet-lite2-9656183e.pth"),
+        classes=True,
     ),
     # No published weights: seeded init until trained (--weights FILE).
     ModelEntry("seed_cnn", f"{NETWORKS}.seed_cnn:seed_cnn", Preprocess(size=SEED_CNN_SIZE)),

@@ -25,6 +25,7 @@ from PIL import Image
 
 from lookalike.config import cache_home
 from lookalike.embed.calibration import Calibration
+from lookalike.embed.classes import ClassHead, TopClasses, cached_head, head_path
 from lookalike.embed.model_id import int8_model_id
 from lookalike.embed.preprocess import Preprocess
 from lookalike.normalise import l2_normalise
@@ -211,6 +212,7 @@ class OnnxEmbedder:
         threads: int | None = None,
         folder: Path | None = None,
         export_at: int = EXPORT_AT,
+        head: Callable[[], ClassHead] | None = None,
     ) -> None:
         self.spec = spec
         self.preprocess = spec.preprocess
@@ -226,6 +228,8 @@ class OnnxEmbedder:
         self._make_torch = make_torch
         self._torch: TorchEmbedder | None = None
         self._session: Any = None
+        self._make_head = head  # the ImageNet classifier on the graph's output, if it has one
+        self._head: ClassHead | None = None
         self.dim = self._cached_dim() or self.torch().dim
 
     def _cached_dim(self) -> int | None:
@@ -264,6 +268,25 @@ class OnnxEmbedder:
         """Normalised images float32 (n, 3, size, size) -> L2-normalised vectors (n, dim)."""
         (vectors,) = self.session().run([OUTPUT], {INPUT: batch})
         return l2_normalise(np.asarray(vectors, dtype=np.float32))
+
+    @property
+    def has_classes(self) -> bool:
+        return self._make_head is not None
+
+    def embed_with_classes(
+        self, images: Sequence[Image.Image]
+    ) -> tuple[np.ndarray, list[TopClasses] | None]:
+        """Vectors as :meth:`embed`, and each image's top ImageNet classes (None: no head),
+        from one run of the graph: the classifier reads its output before normalisation."""
+        if self._make_head is None or not images:
+            return self.embed(images), None if self._make_head is None else []
+        if self._session is None and len(images) < self.export_at and not self.path.is_file():
+            return self.torch().embed_with_classes(images)
+        if self._head is None:
+            self._head = cached_head(head_path(self.float_path), self._make_head)
+        (pooled,) = self.session().run([OUTPUT], {INPUT: self.preprocess.batch(images)})
+        pooled = np.asarray(pooled, dtype=np.float32)
+        return l2_normalise(pooled), self._head.top(pooled)
 
     def feature_maps(self, images: Sequence[Image.Image], indices: Stages = None) -> FeatureMaps:
         """The float PyTorch network's maps (:meth:`TorchEmbedder.feature_maps`), for an int8

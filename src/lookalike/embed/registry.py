@@ -8,12 +8,15 @@ without PyTorch (a cold ``lookalike search`` saves the second or more it takes t
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from lookalike.config import runtime_override, weights_override
 from lookalike.embed.calibration import CALIBRATION
+from lookalike.embed.clip import PREFIX as CLIP_PREFIX
+from lookalike.embed.clip import ClipEmbedder, canonical_clip, is_clip
 from lookalike.embed.interface import Embedder
 from lookalike.embed.model_id import float_model_id, is_int8
 from lookalike.embed.onnx import ExportSpec, OnnxEmbedder, onnx_available
@@ -22,6 +25,7 @@ from lookalike.embed.weights import WeightsSource, explicit_weights, file_digest
 from lookalike.errors import ModelNotFoundError
 
 if TYPE_CHECKING:
+    from lookalike.embed.classes import ClassHead
     from lookalike.embed.embedder import Backbone, TorchEmbedder
 
 RUNTIMES = ("onnx", "onnx-int8", "torch")
@@ -44,6 +48,9 @@ class ModelEntry:
     scales: tuple[float, ...] = (1.0,)
     # int8 by default: measured by benchmarks/int8_accuracy.py to lose < 1 point of MAP@R
     int8: bool = False
+    # the network has ImageNet's classifier (``imagenet_head()``): images get classes, so
+    # the index can be searched by words (lookalike.search.text)
+    classes: bool = False
 
     def build(self, weights: Path | None) -> Backbone:
         module, function = self.builder.split(":")
@@ -119,12 +126,34 @@ def create_torch_embedder(
     return _torch_embedder(entry, given_weights(weights), pooling)
 
 
+def has_classes(entry: ModelEntry, given: Path | None) -> bool:
+    """Whether the entry's embedder classifies: its own pretrained weights, not a file given
+    by hand (whose classifier may not be ImageNet's any more)."""
+    return entry.classes and given is None
+
+
+def model_classifies(name: str, weights: Path | str | None = None) -> bool:
+    """Whether the model ``name`` (an index's) stores ImageNet classes, known without
+    building it: a registered model with its own classifier and weights."""
+    if is_clip(name) or Path(name).expanduser().is_dir():
+        return False
+    try:
+        entry = model_entry(name)
+    except ModelNotFoundError:
+        return False
+    return has_classes(entry, given_weights(weights))
+
+
 def _torch_embedder(entry: ModelEntry, given: Path | None, pooling: str | None) -> TorchEmbedder:
+    from lookalike.embed.classes import ClassHead
     from lookalike.embed.embedder import TorchEmbedder
 
     backbone = entry.build(weights_file(entry, given))
     space = vector_space(entry, given)
-    return TorchEmbedder(space, backbone, entry.preprocess, pooling or entry.pooling, entry.scales)
+    head = ClassHead.of(backbone.imagenet_head()) if has_classes(entry, given) else None  # type: ignore[attr-defined]
+    return TorchEmbedder(
+        space, backbone, entry.preprocess, pooling or entry.pooling, entry.scales, head
+    )
 
 
 def _onnx_embedder(
@@ -137,11 +166,24 @@ def _onnx_embedder(
         entry.preprocess,
         file_digest(file, length=64) if file else "init",
     )
-    return OnnxEmbedder(
+    embedder = OnnxEmbedder(
         spec,
         lambda: _torch_embedder(entry, given, pooling),
         calibration=CALIBRATION if int8 else None,
+        head=_head_of(lambda: embedder) if has_classes(entry, given) and pooling == "gap" else None,
     )
+    return embedder
+
+
+def _head_of(onnx: Callable[[], OnnxEmbedder]) -> Callable[[], ClassHead]:
+    """The ImageNet head of the ONNX embedder's PyTorch network, built only when uncached."""
+
+    def make() -> ClassHead:
+        head = onnx().torch().class_head
+        assert head is not None  # built by _torch_embedder from the same entry
+        return head
+
+    return make
 
 
 def create_embedder(
@@ -151,7 +193,8 @@ def create_embedder(
     runtime: str | None = None,
 ) -> Embedder:
     """Build the named model's embedder (weights loaded, in eval mode); ``name`` may also be
-    a model directory written by ``lookalike train`` (run by PyTorch).
+    a model directory written by ``lookalike train`` (run by PyTorch), or ``clip:DIR``, a
+    CLIP model's two ONNX encoders (:mod:`lookalike.embed.clip`).
 
     ``runtime`` (else ``$LOOKALIKE_RUNTIME``) runs the network with ONNX Runtime ("onnx"), or
     with PyTorch ("torch", also the fallback when onnxruntime is not installed); both give
@@ -159,6 +202,8 @@ def create_embedder(
     The default is "onnx-int8" for models registered with ``int8=True`` and their own
     weights, else "onnx".
     """
+    if is_clip(name):
+        return ClipEmbedder(name.removeprefix(CLIP_PREFIX))
     if Path(name).expanduser().is_dir():
         from lookalike.embed.model_dir import load_model_dir
 
@@ -184,7 +229,10 @@ def runtime_for(model_id: str) -> str:
 
 def canonical_model_name(name: str) -> str:
     """A registered name as given; a model directory as its absolute path, which is what an
-    index stores, so that it reopens the model from any working directory."""
+    index stores, so that it reopens the model from any working directory (``clip:DIR``
+    too)."""
+    if is_clip(name):
+        return canonical_clip(name)
     path = Path(name).expanduser()
     return str(path.resolve()) if path.is_dir() else name
 

@@ -10,7 +10,7 @@
 * :mod:`~lookalike.pipeline.commit` writes the mapped batches to the store, one transaction each.
 """
 
-from lookalike.pipeline.commit import AddReport, Progress, commit
+from lookalike.pipeline.commit import AddReport, Progress, commit, commit_classes
 from lookalike.pipeline.mapper import EmbeddedFile, EmbedderSpec, Mapper
 from lookalike.pipeline.plan import Plan, plan_add
 from lookalike.pipeline.runner import LocalRunner, Runner
@@ -25,5 +25,6 @@ __all__ = [
     "Progress",
     "Runner",
     "commit",
+    "commit_classes",
     "plan_add",
 ]

@@ -20,6 +20,7 @@ class AddReport:
     updated: int = 0
     removed: int = 0
     unchanged: int = 0
+    classified: int = 0  # unchanged files whose classes were stored (their vectors kept)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
 
@@ -56,6 +57,28 @@ def commit(
     return report
 
 
+def commit_classes(
+    store: Store,
+    plan: Plan,
+    batches: Iterable[list[EmbeddedFile]],
+    progress: Progress | None = None,
+) -> int:
+    """Store the classes of ``plan.classify`` (files already indexed), one transaction per
+    batch, leaving their vectors as they are; returns how many files got classes."""
+    done = classified = 0
+    for batch in batches:
+        found = [(item.entry.path, item.classes) for item in batch if item.classes is not None]
+        if found:
+            store.write_classes(found)
+        classified += len(found)
+        done += len(batch)
+        if progress:
+            progress(done, len(plan.classify))
+    return classified
+
+
 def _upsert(item: EmbeddedFile) -> Upsert:
     entry = item.entry
-    return Upsert(entry.path, entry.size, entry.mtime_ns, item.vector, item.reason, item.meta)
+    return Upsert(
+        entry.path, entry.size, entry.mtime_ns, item.vector, item.reason, item.meta, item.classes
+    )

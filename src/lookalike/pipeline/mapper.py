@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from lookalike.decode.image import DecodedImage, ImageMeta, decode_image
-from lookalike.embed.interface import Embedder
+from lookalike.embed.classes import TopClasses
+from lookalike.embed.interface import ClassifyingEmbedder, Embedder
 from lookalike.errors import ImageError, ModelMismatchError
 from lookalike.files.walk import FileEntry
 
@@ -55,6 +56,7 @@ class EmbeddedFile:
     meta: ImageMeta | None
     vector: np.ndarray | None  # float32 (dim,), L2-normalised
     reason: str | None
+    classes: TopClasses | None = None  # its top ImageNet classes, when the model has them
 
 
 Decoded = DecodedImage | str  # the image, or the one-line reason it cannot be used
@@ -95,10 +97,18 @@ class Mapper:
 
     def embed(self, batch: Sequence[tuple[FileEntry, Decoded]]) -> list[EmbeddedFile]:
         """Embed the decoded images of a batch together; failures keep their reasons."""
-        good = [d for _, d in batch if isinstance(d, DecodedImage)]
-        vectors = iter(self.embedder.embed([d.image for d in good]))
+        good = [d.image for _, d in batch if isinstance(d, DecodedImage)]
+        embedder = self.embedder
+        found: list[TopClasses] | None = None
+        if isinstance(embedder, ClassifyingEmbedder) and embedder.has_classes:
+            matrix, found = embedder.embed_with_classes(good)
+        else:
+            matrix = embedder.embed(good)
+        vectors = iter(matrix)
+        none: list[TopClasses | None] = [None] * len(good)
+        classes = iter(found or none)
         return [
-            EmbeddedFile(entry, d.meta, next(vectors), None)
+            EmbeddedFile(entry, d.meta, next(vectors), None, next(classes))
             if isinstance(d, DecodedImage)
             else EmbeddedFile(entry, None, None, d)
             for entry, d in batch

@@ -20,6 +20,7 @@ class Plan:
     remove: list[str] = field(default_factory=list)  # indexed files under the roots, now gone
     forget: list[str] = field(default_factory=list)  # skipped records whose cause has gone
     unchanged: int = 0  # same size and mtime as stored: only stat'ed
+    classify: list[FileEntry] = field(default_factory=list)  # unchanged, but lacking classes
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), to record
     kept: list[tuple[str, str]] = field(default_factory=list)  # (indexed file, reason): as is
 
@@ -33,6 +34,7 @@ def plan_add(
     paths: Iterable[str | Path],
     prune: bool = False,
     on_folder: Callable[[str], None] | None = None,
+    classify: bool = False,
 ) -> Plan:
     """Diff the image files under ``paths`` against ``store``.
 
@@ -44,6 +46,9 @@ def plan_add(
     empty although the store holds indexed files under it (an unmounted drive, an
     unreachable share). Those are kept and reported, unless ``prune``. A missing root the
     store holds nothing under is an error. The store's own directory is never walked.
+
+    With ``classify`` (the model has an ImageNet classifier), unchanged files that have no
+    classes stored yet (an index made before classes were) are also listed to be classified.
     """
     roots = absolute_roots(paths)
     known = store.stat_map()
@@ -51,6 +56,7 @@ def plan_add(
     indexed = {p for p in known if p not in failed}
     plan = Plan()
     unlisted: list[str] = []
+    unclassified = store.unclassified_paths() if classify else set()
 
     def walk_error(path: str, reason: str) -> None:
         plan.skipped.append((path, reason))
@@ -65,6 +71,8 @@ def plan_add(
         old = known.get(entry.path)
         if old and (old[1], old[2]) == (entry.size, entry.mtime_ns):
             plan.unchanged += 1
+            if entry.path in unclassified:
+                plan.classify.append(entry)
             continue
         plan.embed.append(entry)
         if old:

@@ -21,7 +21,7 @@ from lookalike.files.paths import display_path
 from lookalike.index import AddReport, Index
 from lookalike.present.progress import progress_bar
 from lookalike.search.filters import Filters
-from lookalike.search.query import Query, RegionQuery, SearchResult
+from lookalike.search.query import Query, RegionQuery, SearchResult, TextQuery
 from lookalike.search.region import Box
 
 MAX_SKIPPED_SHOWN = 20
@@ -128,9 +128,29 @@ def build_parser() -> argparse.ArgumentParser:
     whiten.add_argument("--no-whiten", action="store_true", help="drop a learned whitening")
     p.set_defaults(run=run_index)
 
-    p = sub.add_parser("search", parents=[common], help="find the images most like each query")
+    p = sub.add_parser(
+        "search",
+        parents=[common],
+        help="find the images most like each query (an image, or words with --text)",
+        epilog="Search by words (--text) with a built-in model finds what ImageNet's 1,000 "
+        "classes name (animals, objects, vehicles, food, a few places: 'cat', 'espresso', "
+        "'dog and ball'), through their WordNet names and kinds; not colours, counts, actions "
+        "or most scenes. An index made with --model clip:DIR searches by any words.",
+    )
     p.add_argument(
         "queries", nargs="*", metavar="QUERY", help="image file, or - for image bytes on stdin"
+    )
+    p.add_argument(
+        "--text",
+        action="append",
+        default=[],
+        metavar="WORDS",
+        help="search by words (repeatable; all in one model load): see below what they can find",
+    )
+    p.add_argument(
+        "--explain-text",
+        action="store_true",
+        help="show which ImageNet classes the words matched, and with what weight",
     )
     p.add_argument("-k", type=int, default=10, help="results per query (default 10)")
     p.add_argument("--json", action="store_true", help="one JSON object per query per line")
@@ -223,8 +243,10 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
     queries = list(args.queries)
     if args.queries_from:
         queries += read_query_list(args.queries_from)
-    if not queries:
-        raise LookalikeError("no query given (image paths, - for stdin, or --queries-from FILE)")
+    if not queries and not args.text:
+        raise LookalikeError(
+            "no query given (image paths, - for stdin, --queries-from FILE, or --text WORDS)"
+        )
     if queries.count("-") > (0 if args.queries_from != "-" else -1) + 1:
         raise LookalikeError("stdin can hold one image query, or the query list, not both")
     filters = Filters(
@@ -238,13 +260,26 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
                 [RegionQuery(s, args.region) for s in sources] if args.region else list(sources)
             )
             results = index.search_many(given, args.k, args.exclude_self, filters)
-            for label, result in zip(batch, results, strict=True):
-                failed += result.error is not None
-                print(
-                    format_json(label, result) if args.json else format_table(label, result),
-                    flush=True,
-                )
+            failed += print_results(batch, results, args)
+        if args.text:
+            texts: list[Query] = [TextQuery(t) for t in args.text]
+            failed += print_results(
+                args.text, index.search_many(texts, args.k, False, filters), args
+            )
     return 1 if failed else 0
+
+
+def print_results(labels: list[str], results: list[SearchResult], args: argparse.Namespace) -> int:
+    """Print each query's results (as JSON lines with --json); returns how many failed."""
+    for label, result in zip(labels, results, strict=True):
+        explain = args.explain_text and result.matched is not None
+        if args.json:
+            print(format_json(label, result, explain), flush=True)
+            continue
+        print(format_table(label, result), flush=True)
+        if explain and result.matched:
+            print("\n".join(f"  {line}" for line in result.matched.describe()))
+    return sum(result.error is not None for result in results)
 
 
 def run_info(args: argparse.Namespace, settings: Settings) -> int:
@@ -365,14 +400,27 @@ def chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def format_json(label: str, result: SearchResult) -> str:
-    """The public contract: {"query": ..., "results": [{"path", "score", ...}]}."""
+def format_json(label: str, result: SearchResult, explain: bool = False) -> str:
+    """The public contract: {"query": ..., "results": [{"path", "score", ...}]}; ``explain``
+    adds "matched" (the classes a text query's words matched) and "not_understood"."""
     out: dict[str, object] = {
         "query": label,
         "results": [{"path": h.path, "score": round(h.score, 6), "id": h.id} for h in result.hits],
     }
     if result.error:
         out["error"] = result.error
+    if explain and result.matched is not None:
+        out["matched"] = [
+            {
+                "class": m.name,
+                "class_id": m.class_id,
+                "weight": round(m.weight, 4),
+                "words": m.words,
+                "how": m.how,
+            }
+            for m in result.matched.matches
+        ]
+        out["not_understood"] = list(result.matched.ignored)
     # A file name that is not UTF-8 holds lone surrogates (files.paths): written as \udcXX
     # JSON escapes, which json.loads and os.fsencode turn back into the name's bytes.
     return json.dumps(out, ensure_ascii=False).encode("utf-8", "backslashreplace").decode()
@@ -396,6 +444,8 @@ def print_report(report: AddReport) -> None:
         f"added {report.added}, updated {report.updated}, removed {report.removed}, "
         f"unchanged {report.unchanged}, skipped {len(report.skipped)}"
     )
+    if report.classified:
+        print(f"classes stored for {report.classified} unchanged file(s), for search by words")
     for path, reason in report.skipped[:MAX_SKIPPED_SHOWN]:
         print(f"  skipped {display_path(path)}: {reason}")
     if len(report.skipped) > MAX_SKIPPED_SHOWN:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -12,6 +13,9 @@ from PIL import Image
 from lookalike.decode.image import decode_image
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.search.region import Box, crop_region
+
+if TYPE_CHECKING:  # the class vocabulary loads only for text queries
+    from lookalike.search.classes import TextMatch
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,15 @@ class RegionQuery:
     box: Box
 
 
-Query = str | Path | bytes | Image.Image | np.ndarray | RegionQuery
+@dataclass(frozen=True)
+class TextQuery:
+    """Search by words ("cat on a sofa"): through the ImageNet classes stored at indexing
+    time, or a CLIP model's text encoder (:mod:`lookalike.search.text`)."""
+
+    text: str
+
+
+Query = str | Path | bytes | Image.Image | np.ndarray | RegionQuery | TextQuery
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,8 @@ class SearchResult:
     error: str | None = None
     # The exception behind ``error`` (an ImageError, or a bad region), for callers that raise.
     cause: LookalikeError | None = field(default=None, repr=False, compare=False)
+    # For a TextQuery answered through classes: which classes its words matched, and how.
+    matched: TextMatch | None = field(default=None, compare=False)
 
 
 def query_path(query: Query) -> str | None:
@@ -55,6 +69,8 @@ def query_path(query: Query) -> str | None:
 def query_image(query: Query, max_side: int) -> Image.Image:
     """Decode a path or bytes, cut a region, or adopt an image or array (H, W) / (H, W, 3)
     uint8. Raises :class:`ImageError` (a bad image) or another LookalikeError (a bad region)."""
+    if isinstance(query, TextQuery):
+        raise LookalikeError("a text query has no image")  # ranked by lookalike.search.text
     if isinstance(query, RegionQuery):
         source = query.source if isinstance(query.source, bytes) else os.fspath(query.source)
         return crop_region(source, query.box)

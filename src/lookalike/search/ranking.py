@@ -10,7 +10,14 @@ import numpy as np
 from lookalike.embed.interface import Embedder
 from lookalike.errors import LookalikeError
 from lookalike.search.filters import Filters
-from lookalike.search.query import Hit, Query, SearchResult, query_image, query_path
+from lookalike.search.query import (
+    Hit,
+    Query,
+    SearchResult,
+    TextQuery,
+    query_image,
+    query_path,
+)
 from lookalike.store import ImageRecord, Store
 
 
@@ -27,14 +34,24 @@ def rank(
     A query that is an indexed, unchanged file reuses its stored vector (so it finds itself
     with score 1.0); the others are decoded and embedded together, loading the model
     (``embedder()``) only then. A bad query gets its one-line error, not an exception.
+    Text queries are ranked by :func:`lookalike.search.text.rank_text`, in the same call.
     """
     if k < 1:
         raise LookalikeError(f"k must be at least 1, got {k}")
+    texts = [(i, q) for i, q in enumerate(queries) if isinstance(q, TextQuery)]
+    answered_texts: dict[int, SearchResult] = {}
+    if texts:
+        from lookalike.search.text import rank_text
+
+        text_results = rank_text(store, embedder, [q for _, q in texts], k, filters)
+        answered_texts = {i: r for (i, _), r in zip(texts, text_results, strict=True)}
     vectors: list[np.ndarray | None] = [None] * len(queries)
     self_ids: list[int | None] = [None] * len(queries)
     errors: list[LookalikeError | None] = [None] * len(queries)
     images = []
     for i, query in enumerate(queries):
+        if i in answered_texts:
+            continue
         record = _indexed_record(store, query)
         if record is not None:
             self_ids[i] = record.id
@@ -61,7 +78,8 @@ def rank(
                 found = [h for h in found if h.id != self_ids[i]]
             hits[i] = found[:k]
     return [
-        SearchResult(q, hits.get(i, []), str(e) if (e := errors[i]) else None, e)
+        answered_texts.get(i)
+        or SearchResult(q, hits.get(i, []), str(e) if (e := errors[i]) else None, e)
         for i, q in enumerate(queries)
     ]
 

@@ -14,8 +14,9 @@ from typing import Protocol
 
 import numpy as np
 
+from lookalike.embed.classes import TopClasses
 from lookalike.search.filters import Filters
-from lookalike.store.catalogue import Upsert
+from lookalike.store.catalogue import ClassTable, Upsert
 from lookalike.store.record import ImageRecord
 from lookalike.store.whitening import Whitening
 
@@ -86,6 +87,14 @@ class Store(Protocol):
 
     def info(self) -> StoreInfo: ...
 
+    def class_table(self, filters: Filters | None = None) -> ClassTable:
+        """The stored top ImageNet classes of the embedded images ``filters`` keeps."""
+        ...
+
+    def unclassified_paths(self) -> set[str]:
+        """Paths of the embedded images that have no classes stored."""
+        ...
+
     # writing
     def writing(self) -> AbstractContextManager[Store]:
         """Hold the writer lock for the writes inside (raises IndexLockedError if taken)."""
@@ -93,6 +102,11 @@ class Store(Protocol):
 
     def write(self, upserts: Iterable[Upsert], removals: Iterable[str] = ()) -> int:
         """One atomic batch of inserts, updates and removals; returns the new generation."""
+        ...
+
+    def write_classes(self, items: Iterable[tuple[str, TopClasses]]) -> int:
+        """Store the classes of files already embedded, by path, leaving their vectors as
+        they are; returns the new generation."""
         ...
 
     def set_whitening(self, whitening: Whitening | None) -> int:

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from lookalike.decode.image import ImageMeta
+from lookalike.embed.classes import TopClasses
 from lookalike.errors import LookalikeError, StoreError
 from lookalike.files.paths import from_stored, to_stored
 from lookalike.search.filters import Filters
@@ -39,7 +40,8 @@ from lookalike.store.record import (
 )
 from lookalike.store.whitening import Whitening
 
-SCHEMA_VERSION = 3  # 3: images.warnings (decode warnings), added by _migrate_from_v1
+# 3: images.warnings (decode warnings), added by _migrate_from_v1; 4: the classes table
+SCHEMA_VERSION = 4
 COLUMNS = ", ".join(RECORD_FIELDS)
 
 SCHEMA = f"""
@@ -61,6 +63,9 @@ CREATE INDEX IF NOT EXISTS removed_generation ON removed (generation);
 CREATE TABLE IF NOT EXISTS vector_files (generation INTEGER PRIMARY KEY, sha256 TEXT NOT NULL);
 -- A learned transform of the stored vectors (PCA-whitening), applied to them and to queries.
 CREATE TABLE IF NOT EXISTS whitening (one INTEGER PRIMARY KEY CHECK (one = 1), data BLOB NOT NULL);
+-- Each embedded image's top ImageNet classes (uint16 ids, float16 probabilities), for search
+-- by words. Images indexed before it (or by a model without a classifier) have none.
+CREATE TABLE IF NOT EXISTS classes (id INTEGER PRIMARY KEY, ids BLOB NOT NULL, probs BLOB NOT NULL);
 """
 
 
@@ -79,6 +84,7 @@ class Upsert:
     vector: np.ndarray | None  # float32 (dim,); None when skipped
     reason: str | None = None
     meta: ImageMeta | None = None
+    classes: TopClasses | None = None  # its top ImageNet classes, when the model has them
 
 
 class CatalogueDamagedError(StoreError):
@@ -303,6 +309,22 @@ class Catalogue:
             ids = ids[np.isin(ids, np.fromiter(filters.ids, dtype=np.int64))]
         return np.sort(ids)
 
+    def class_table(self, ids: np.ndarray | None = None) -> ClassTable:
+        """The stored top classes of every embedded image (of ``ids`` only, if given)."""
+        rows = self.conn.execute(
+            "SELECT c.id, c.ids, c.probs FROM classes c JOIN images i ON i.id = c.id "
+            "WHERE i.status = 'ok' ORDER BY c.id"
+        ).fetchall()
+        table = ClassTable.of(rows)
+        return table if ids is None else table.subset(ids)
+
+    def unclassified_paths(self) -> set[str]:
+        """Paths of the embedded images that have no classes stored."""
+        rows = self.conn.execute(
+            "SELECT path FROM images WHERE status = 'ok' AND id NOT IN (SELECT id FROM classes)"
+        )
+        return {from_stored(r[0]) for r in rows}
+
     def whitening(self) -> Whitening | None:
         row = self.conn.execute("SELECT data FROM whitening").fetchone()
         return Whitening.from_bytes(row[0]) if row else None
@@ -362,6 +384,7 @@ class Catalogue:
                 if row:
                     tx.execute("DELETE FROM images WHERE id = ?", row)
                     tx.execute("DELETE FROM vectors WHERE id = ?", row)
+                    tx.execute("DELETE FROM classes WHERE id = ?", row)
                     tx.execute(
                         "INSERT INTO removed (id, generation) VALUES (?, ?)", (row[0], generation)
                     )
@@ -379,6 +402,7 @@ class Catalogue:
                     now,
                 )
                 row = tx.execute(upsert_sql, values).fetchone()
+                _write_classes(tx, row[0], u.classes)
                 if u.vector is not None:
                     blob = np.ascontiguousarray(u.vector, dtype=np.float32).tobytes()
                     tx.execute(
@@ -390,6 +414,19 @@ class Catalogue:
                     tx.execute(
                         "INSERT INTO removed (id, generation) VALUES (?, ?)", (row[0], generation)
                     )
+            tx.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
+        return generation
+
+    def set_classes(self, items: Iterable[tuple[str, TopClasses]]) -> int:
+        """Store the classes of files already embedded (by path; vectors untouched); returns
+        the new generation."""
+        with self.transaction() as tx:
+            generation = self.generation() + 1
+            for path, classes in items:
+                row = tx.execute("SELECT id FROM images WHERE path = ?", (to_stored(path),))
+                found = row.fetchone()
+                if found:
+                    _write_classes(tx, found[0], classes)
             tx.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
         return generation
 
@@ -434,6 +471,42 @@ class Catalogue:
             )
 
 
+@dataclass(frozen=True)
+class ClassTable:
+    """Stored classes of n images: ``ids`` int64 (n,) image ids, ascending; ``classes``
+    uint16 (n, k) class ids and ``probs`` float32 (n, k) probabilities, best first."""
+
+    ids: np.ndarray
+    classes: np.ndarray
+    probs: np.ndarray
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[int, bytes, bytes]]) -> ClassTable:
+        tops = [TopClasses.from_bytes(c, p) for _, c, p in rows]
+        k = max((len(t.ids) for t in tops), default=0)
+        classes = np.zeros((len(tops), k), dtype=np.uint16)
+        probs = np.zeros((len(tops), k), dtype=np.float32)  # a shorter row pads with p = 0
+        for i, top in enumerate(tops):
+            classes[i, : len(top.ids)] = top.ids
+            probs[i, : len(top.ids)] = top.probs
+        return cls(np.fromiter((r[0] for r in rows), np.int64, len(rows)), classes, probs)
+
+    def subset(self, ids: np.ndarray) -> ClassTable:
+        keep = np.isin(self.ids, ids)
+        return ClassTable(self.ids[keep], self.classes[keep], self.probs[keep])
+
+
+def _write_classes(tx: sqlite3.Connection, image_id: int, classes: TopClasses | None) -> None:
+    """Replace (or, None, drop) one image's stored classes."""
+    if classes is None:
+        tx.execute("DELETE FROM classes WHERE id = ?", (image_id,))
+    else:
+        tx.execute(
+            "INSERT OR REPLACE INTO classes (id, ids, probs) VALUES (?, ?, ?)",
+            (image_id, *classes.to_bytes()),
+        )
+
+
 def _record(row: Sequence[object]) -> ImageRecord:
     """A record from a row, its path decoded from the stored form (files.paths)."""
     record = record_from_row(row)
@@ -442,7 +515,7 @@ def _record(row: Sequence[object]) -> ImageRecord:
 
 
 def _migrate_from_v1(tx: sqlite3.Connection) -> None:
-    """Schema 1 (lookalike before the store protocol) or 2 -> 3, in the caller's transaction.
+    """Schema 1 (lookalike before the store protocol), 2 or 3 -> 4, in the caller's transaction.
 
     Adds the tables and columns that came later, records the kind of store and vector index
     and a unique id, and gives int8 indexes the model id that names their calibration.

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.embed.classes import TopClasses
 from lookalike.errors import IndexNotFoundError, LookalikeError, StoreError
 from lookalike.search.filters import Filters
 from lookalike.store.base import Ranking, StoreInfo
-from lookalike.store.catalogue import SCHEMA_VERSION, Catalogue, Upsert
+from lookalike.store.catalogue import SCHEMA_VERSION, Catalogue, ClassTable, Upsert
 from lookalike.store.lock import WriterLock
 from lookalike.store.record import ImageRecord
 from lookalike.store.vectors import (
@@ -222,6 +223,13 @@ class LocalStore:
             whitening_dim=whitening.dim if whitening else None,
         )
 
+    def class_table(self, filters: Filters | None = None) -> ClassTable:
+        allowed = self.catalogue.matching_ids(filters) if filters and filters.active else None
+        return self.catalogue.class_table(allowed)
+
+    def unclassified_paths(self) -> set[str]:
+        return self.catalogue.unclassified_paths()
+
     # writing
 
     @contextmanager
@@ -260,6 +268,10 @@ class LocalStore:
     def write(self, upserts: Iterable[Upsert], removals: Iterable[str] = ()) -> int:
         self._need_lock("write")
         return self.catalogue.apply(upserts, removals, self.model_id)
+
+    def write_classes(self, items: Iterable[tuple[str, TopClasses]]) -> int:
+        self._need_lock("write_classes")
+        return self.catalogue.set_classes(items)
 
     def _need_lock(self, call: str) -> None:
         if self._lock is None:

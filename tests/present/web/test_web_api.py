@@ -67,7 +67,7 @@ def test_health_and_stats_describe_the_index(client: TestClient, served_index: P
     wait_ready(client)
     health = client.get("/health").json()
     assert health["images"] == 8
-    assert health["features"]["text_search"] is False  # absent, not faked
+    assert health["features"]["text_search"] is True  # mobilenet_v2 stores ImageNet classes
     assert health["features"]["duplicates"] is False
     stats = client.get("/api/stats").json()["index"]
     assert stats["directory"] == str(served_index)
@@ -78,6 +78,7 @@ def test_openapi_schema_lists_the_routes(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert {
         "/api/search",
+        "/api/search/text",
         "/api/images/{image_id}/similar",
         "/api/images/{image_id}/thumbnail",
         "/api/images/{image_id}/original",

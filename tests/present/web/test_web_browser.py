@@ -209,3 +209,26 @@ def test_a_folder_added_from_the_page_can_be_stopped(
         assert page.is_hidden("#add-stop")
         assert httpx.get(url + "health").json()["images"] == 8 + kept
         page.close()
+
+
+def test_words_typed_into_the_search_box_find_the_photo(
+    server: str, browser: Browser, photo_library: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1366, "height": 860})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server)
+    page.wait_for_selector("#text-form:not([hidden])")  # the index's model classifies
+    page.fill("#text-q", "a red espresso")
+    page.press("#text-q", "Enter")
+    page.wait_for_function(
+        "document.querySelector('#summary').textContent.includes('most like “a red espresso”')"
+    )
+    first = page.locator("#grid li .card").first
+    assert first.get_attribute("title") == str(photo_library / "coffee.jpg")
+    explain = page.locator("#text-explain").text_content() or ""
+    assert "Matched: espresso 1.00" in explain and "not understood: red" in explain
+    assert not errors, errors
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-desktop-text.png"))
+    page.close()

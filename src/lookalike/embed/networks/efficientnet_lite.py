@@ -182,6 +182,10 @@ class EfficientNetLite(StagedBackbone):
             x = block(x)
         return conv_bn_relu6(self._conv_head, self._bn1, x)
 
+    def imagenet_head(self) -> nn.Linear:
+        """The ImageNet classifier on the average-pooled final map."""
+        return self._fc
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits (n, 1000), as the network was trained (dropout is off at inference)."""
         return self._fc(self.forward_features(x).mean(dim=(2, 3)))  # type: ignore[no-any-return]

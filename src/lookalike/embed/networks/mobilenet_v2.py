@@ -101,6 +101,10 @@ class MobileNetV2(StagedBackbone):
         """(n, 3, H, W) -> (n, 1280, H/32, W/32)."""
         return self.features(x)  # type: ignore[no-any-return]
 
+    def imagenet_head(self) -> nn.Linear:
+        """The ImageNet classifier on the average-pooled final map (dropout is off at inference)."""
+        return self.classifier[1]  # type: ignore[return-value]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.forward_features(x).mean(dim=(2, 3)))  # type: ignore[no-any-return]
 

@@ -38,6 +38,7 @@ from lookalike.present.web.files import THUMBNAIL_SIZES, servable_path
 from lookalike.present.web.jobs import Job, JobFinishedError, PathNotAllowedError
 from lookalike.present.web.schemas import (
     AddRequest,
+    ClassMatchOut,
     CollectionOut,
     ErrorOut,
     Features,
@@ -47,6 +48,7 @@ from lookalike.present.web.schemas import (
     JobOut,
     SearchOut,
     Stats,
+    TextSearchOut,
 )
 from lookalike.present.web.security import HostGate, TokenGate, UploadLimit
 from lookalike.present.web.service import MODEL_WAIT_S, ServerConfig, Service
@@ -69,8 +71,13 @@ DESCRIPTION = """Search an image index by example.
 * `k` and the filters `folder` (path prefix), `taken_after` / `taken_before` (EXIF capture
   day, inclusive) and `min_width` / `min_height` apply to every search.
 
-Not available in this version, and so absent rather than faked: **text search** (it needs a
-text-image model such as CLIP, which lookalike does not ship), **near-duplicate groups** and
+* **By words** (text search): `GET /api/search/text?q=cat+on+a+sofa`, `k` and the filters. With a
+  built-in model the words are matched to ImageNet's 1,000 classes, whose probabilities were
+  stored at indexing (no colours, counts or scenes: `matched` and `not_understood` say what
+  was understood); an index of a CLIP model (`clip:DIR`) embeds them with its text encoder.
+  `features.text_search` in `/health` says whether this index can be searched so.
+
+Not available in this version, and so absent rather than faked: **near-duplicate groups** and
 **explain** overlays. `/health` and `/api/stats` list them under `features` as `false`.
 """
 
@@ -209,6 +216,9 @@ def create_app(config: ServerConfig) -> FastAPI:
             original_url=f"/api/images/{r.id}/original",
         )
 
+    def features() -> Features:
+        return Features(text_search=service.text_search is not None)
+
     @app.get("/health", tags=["status"])
     async def health() -> Health:
         """Whether the model is loaded; cheap enough to poll."""
@@ -220,14 +230,14 @@ def create_app(config: ServerConfig) -> FastAPI:
             error=service.load_error,
             images=await run_in_threadpool(len, service.index),
             version=__version__,
-            features=Features(),
+            features=features(),
         )
 
     @app.get("/api/stats", tags=["status"])
     async def stats() -> Stats:
         """What the index holds."""
         info = await run_in_threadpool(service.index.info)
-        return Stats(index=info, thumbnail_sizes=list(THUMBNAIL_SIZES), features=Features())
+        return Stats(index=info, thumbnail_sizes=list(THUMBNAIL_SIZES), features=features())
 
     # search
 
@@ -262,6 +272,34 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise HTTPException(404, f"image {image_id} is no longer readable")
         hits = await service.run(service.search, source, box, k, filters, exclude_self and not box)
         return search_out(hits, k, started)
+
+    @app.get("/api/search/text", tags=["search"], responses={400: {"model": ErrorOut}})
+    async def search_text(
+        q: Annotated[str, Query(min_length=1, max_length=500, description="words to search by")],
+        filters: FilterParams,
+        k: K = 20,
+    ) -> TextSearchOut:
+        """Images that show what the words name (see the API description for what they can
+        name). 400 where the index's model cannot search by words."""
+        started = time.perf_counter()
+        result = await service.run(service.search_text, q, k, filters)
+        matched = result.matched
+        return TextSearchOut(
+            **search_out(result.hits, k, started).model_dump(),
+            query=q,
+            kind="clip" if service.text_search == "clip" else "classes",
+            matched=[
+                ClassMatchOut(
+                    class_id=m.class_id,
+                    name=m.name,
+                    weight=round(m.weight, 4),
+                    words=m.words,
+                    how=m.how,
+                )
+                for m in (matched.matches if matched else ())
+            ],
+            not_understood=list(matched.ignored) if matched else [],
+        )
 
     # the collection and its files
 

@@ -12,7 +12,9 @@ from lookalike.store import ImageRecord
 
 
 class Features(BaseModel):
-    text_search: bool = False
+    text_search: bool = Field(
+        default=False, description="GET /api/search/text works for this index's model"
+    )
     duplicates: bool = False
     explain: bool = False
     region_search: bool = True
@@ -43,6 +45,24 @@ class SearchOut(BaseModel):
     k: int
     took_ms: float
     results: list[HitOut]
+
+
+class ClassMatchOut(BaseModel):
+    class_id: int = Field(description="ImageNet class index, 0-999")
+    name: str
+    weight: float = Field(description="in (0, 1]: how much an image's probability of it counts")
+    words: str = Field(description="the query's words that matched it")
+    how: str = Field(description='"name", "a kind of <concept>" or "similar (cosine c)"')
+
+
+class TextSearchOut(SearchOut):
+    query: str
+    kind: Literal["classes", "clip"] = Field(
+        description="classes: through ImageNet classes stored at indexing (score: the "
+        "probability they give the words); clip: a CLIP text encoder (score: cosine)"
+    )
+    matched: list[ClassMatchOut] = Field(description="the classes the words matched (classes)")
+    not_understood: list[str] = Field(description="words no class stands for (classes)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,9 +23,10 @@ from lookalike.index import Index
 from lookalike.present.web.files import ThumbnailCache
 from lookalike.present.web.jobs import JobRunner, covering_folders
 from lookalike.search.filters import Filters
-from lookalike.search.query import Hit, RegionQuery
+from lookalike.search.query import Hit, RegionQuery, SearchResult, TextQuery
 from lookalike.search.query import Query as SearchQuery
 from lookalike.search.region import REGION_DECODE_SIDE, Box
+from lookalike.search.text import text_search
 from lookalike.store import ImageRecord
 
 T = TypeVar("T")
@@ -132,6 +133,21 @@ class Service:
                 raise TypeError("a region is cut from a path or encoded bytes")
             query = RegionQuery(query, box)
         return self.index.search(query, k, exclude_self, filters)
+
+    @functools.cached_property
+    def text_search(self) -> str | None:
+        """How this index is searched by words: "classes", "clip", or None (it cannot be)."""
+        return text_search(self.index.store.model_name)
+
+    def search_text(self, text: str, k: int, filters: Filters) -> SearchResult:
+        """The hits for words, and what they matched; raises where they cannot be searched.
+        Through classes no model is needed, so it answers while the model still loads."""
+        if self.text_search == "clip":
+            self.embedder()
+        result = self.index.search_many([TextQuery(text)], k, False, filters)[0]
+        if result.cause is not None:
+            raise result.cause
+        return result
 
     def search_upload(
         self, upload: IO[bytes], box: Box | None, k: int, filters: Filters

@@ -6,7 +6,7 @@ const PAGE = 120; // collection thumbnails per "Show more"
 const KEY_STEP = 0.02; // a key press moves or resizes the region by 2% of the image
 
 const state = {
-  query: null, // {kind: "file", blob, name} or {kind: "id", id, path, width, height}
+  query: null, // {kind: "file", blob, name}, {kind: "id", id, path, width, height} or {kind: "text", text}
   box: null, // region as fractions of the shown image {x, y, w, h}, or null
   objectUrl: null,
   searchSeq: 0,
@@ -63,6 +63,19 @@ async function pollHealth() {
 async function refreshStats() {
   const stats = await api("/api/stats");
   setStatus("ready", `${stats.index.images.toLocaleString()} images · ${stats.index.model}`);
+  $("text-form").hidden = !stats.features.text_search;
+}
+
+// What the words were understood as: the classes they matched, and the words no class names.
+function explainText(out) {
+  if (out.kind === "clip") return `“${out.query}” embedded by the CLIP text encoder`;
+  const named = out.matched.slice(0, 8).map((m) => `${m.name} ${m.weight.toFixed(2)}`);
+  const more = out.matched.length > 8 ? ` (+${out.matched.length - 8} more)` : "";
+  const parts = [named.length ? `Matched: ${named.join(", ")}${more}` : "No class matched"];
+  if (out.not_understood.length) {
+    parts.push(`not understood: ${out.not_understood.join(", ")} (colours, counts and most scenes are no ImageNet class)`);
+  }
+  return parts.join(" · ");
 }
 
 // ---- choosing a query ----
@@ -228,7 +241,11 @@ async function search() {
   try {
     const params = searchParams();
     let out;
-    if (q.kind === "file") {
+    if (q.kind === "text") {
+      for (const name of ["x", "y", "w", "h"]) params.delete(name);
+      params.set("q", q.text);
+      out = await api(`/api/search/text?${params}`);
+    } else if (q.kind === "file") {
       const form = new FormData();
       form.append("image", q.blob, q.name);
       out = await api(`/api/search?${params}`, { method: "POST", body: form });
@@ -237,7 +254,8 @@ async function search() {
       out = await api(`/api/images/${q.id}/similar?${params}`);
     }
     if (seq !== state.searchSeq) return; // a newer search has started: drop this one
-    const what = state.box ? "the marked region" : "this image";
+    if (q.kind === "text") $("text-explain").textContent = explainText(out);
+    const what = q.kind === "text" ? `“${q.text}”` : state.box ? "the marked region" : "this image";
     $("summary").innerHTML = "";
     $("summary").append(
       bold(out.results.length), ` images most like ${what}`, ` · ${Math.round(out.took_ms)} ms`,
@@ -468,6 +486,15 @@ function setup() {
     event.preventDefault();
     showView("search");
     setFileQuery(item.getAsFile());
+  });
+
+  $("text-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("text-q").value.trim();
+    if (!text) return;
+    state.query = { kind: "text", text };
+    if (location.hash) history.pushState(null, "", location.pathname + location.search);
+    search();
   });
 
   setupRegionDrawing();
