@@ -30,6 +30,7 @@ MAX_SKIPPED_SHOWN = 20
 # adds its subparser and sets ``run=function(args, settings) -> exit code``.
 FEATURE_COMMANDS: tuple[str, ...] = (
     "lookalike.evaluate.cli",
+    "lookalike.explain.cli",
     "lookalike.present.web.cli",
     "lookalike.train.cli",
 )
