@@ -15,9 +15,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import ConnectionPatch, Rectangle
 
+from lookalike.decode.image import decode_image
 from lookalike.explain.course import Example
-from lookalike.explain.layers import LayerViews
-from lookalike.explain.similarity import Explanation, Side
+from lookalike.explain.layers import LayerViews, layer_views
+from lookalike.explain.similarity import Explanation, Side, explain_match
+from lookalike.index import Index
 
 HEAT = "inferno"
 MAPS = "viridis"
@@ -108,6 +110,17 @@ def draw_course(examples: list[Example], folder: Path | str) -> list[Path]:
         figure.savefig(path, format="png")
         written.append(path)
     return written
+
+
+def draw_demo(index: Index, query: Path, original: Path, folder: Path) -> tuple[Path, Path]:
+    """The demo's two pictures in ``folder``: why ``query`` (an edited copy) matched its
+    indexed ``original``, and what the index's network sees in the original."""
+    folder.mkdir(parents=True, exist_ok=True)
+    explained, layers = folder / "explain.png", folder / "layers.png"
+    draw_explanation(explain_match(index, query, original), explained)
+    image = decode_image(original, max_side=index.embedder.image_size).image
+    draw_layers(layer_views(index.embedder, image), layers)
+    return explained, layers
 
 
 def filter_tiles(filters: np.ndarray) -> np.ndarray:

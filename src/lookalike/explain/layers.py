@@ -8,6 +8,9 @@ final map (:mod:`lookalike.embed.stages`).
 
 from __future__ import annotations
 
+import base64
+import io
+import math
 from dataclasses import dataclass
 from typing import cast
 
@@ -54,6 +57,28 @@ class LayerViews:
     filter_stride: int
     stages: list[LayerView]
 
+    def as_dict(self) -> dict[str, object]:
+        """The JSON of the REST API: ``input`` as a PNG data URL, values to 4 digits."""
+        buffer = io.BytesIO()
+        Image.fromarray(self.input).save(buffer, "PNG")
+        return {
+            "model_id": self.model_id,
+            "input": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode(),
+            "filters": _rounded(self.filters),
+            "filter_stride": self.filter_stride,
+            "stages": [
+                {
+                    "name": s.name,
+                    "kind": s.kind,
+                    "shape": list(s.shape),
+                    "stride": s.stride,
+                    "channels": s.channels,
+                    "maps": _rounded(s.maps),
+                }
+                for s in self.stages
+            ],
+        }
+
 
 def layer_views(embedder: Embedder, image: Image.Image, channels: int = CHANNELS) -> LayerViews:
     """The first filters and every stage's ``channels`` strongest maps of an RGB image, from
@@ -97,3 +122,11 @@ def _network_input(preprocess: Preprocess, image: Image.Image) -> np.ndarray:
         fitted, ((preprocess.size - fitted.width) // 2, (preprocess.size - fitted.height) // 2)
     )
     return np.asarray(canvas).copy()
+
+
+def _rounded(values: np.ndarray) -> object:
+    """Nested lists of floats to 4 significant digits of the array's largest value (what a
+    person reads off a map)."""
+    largest = float(np.abs(values).max()) if values.size else 0.0
+    digits = 4 - math.ceil(math.log10(largest)) if largest > 0 else 0
+    return np.round(values.astype(np.float64), max(digits, 0)).tolist()
