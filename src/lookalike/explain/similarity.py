@@ -152,8 +152,8 @@ def explain_match(
     maps = network.maps(seen, indices=[])
     shown = [decode_image(s, max_side=DISPLAY_SIDE) for s in (source, result_record.path)]
     whitening = index.store.whitening()
-    cells = [_cell_vectors(network, maps.final[i], whitening) for i in range(2)]
-    pairs, total = _pairs(*cells)
+    pairs = cell_pairs(network, maps.final[0], maps.final[1], whitening)
+    total = float(pairs.sum(dtype=np.float64))
     grid = maps.final.shape[2:]  # both images fill the same network input
     label = "upload" if isinstance(source, bytes) else display_path(source)
     sides = [
@@ -196,25 +196,31 @@ def _indexed(index: Index, image: int | str | Path | bytes) -> ImageRecord:
     return found
 
 
-def _cell_vectors(
+def cell_pairs(
+    network: FloatNetwork,
+    query: np.ndarray,
+    result: np.ndarray,
+    whitening: Whitening | None = None,
+) -> np.ndarray:
+    """Two final maps, float32 (c, h, w) each -> float32 (query cells, result cells), each
+    pair's term of the cosine of the two images' vectors as the index compares them (after
+    ``whitening``, if given); the terms sum to that cosine."""
+    q, r = (_comparable(network, m, whitening).astype(np.float64) for m in (query, result))
+    norms = np.linalg.norm(q.sum(axis=0)) * np.linalg.norm(r.sum(axis=0))
+    return ((q @ r.T) / max(float(norms), 1e-12)).astype(np.float32)
+
+
+def _comparable(
     network: FloatNetwork, final: np.ndarray, whitening: Whitening | None
 ) -> np.ndarray:
-    """float32 (cells, d'): the cells' shares of the vector the index compares (unit before
-    whitening; whitened, not yet normalised, with a whitening)."""
+    """The cells' shares of the vector the index compares: of the unit vector, or of the
+    whitened one (``(x - mean) P``, the mean spread evenly over the cells)."""
     cells = network.cell_vectors(final)
     cells = cells / max(float(np.linalg.norm(cells.sum(axis=0))), 1e-12)
     if whitening is None:
         return cells
     whitened: np.ndarray = (cells - whitening.mean / len(cells)) @ whitening.projection
     return whitened
-
-
-def _pairs(query: np.ndarray, result: np.ndarray) -> tuple[np.ndarray, float]:
-    """Every pair's term of the cosine of the two sums, float32 (query cells, result cells),
-    and their total (the cosine itself)."""
-    norms = np.linalg.norm(query.sum(axis=0)) * np.linalg.norm(result.sum(axis=0))
-    terms = (query.astype(np.float64) @ result.T.astype(np.float64)) / max(float(norms), 1e-12)
-    return terms.astype(np.float32), float(terms.sum())
 
 
 def _side(
