@@ -9,6 +9,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from lookalike import Index
+
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -31,9 +33,9 @@ def test_explain_prints_json_and_draws(
         check=True,
     )
     explained = json.loads(out.stdout)
-    search = run_cli("search", str(query), "--index", str(built_index), "--json", "-k", "8")
-    scores = {h["path"]: h["score"] for h in json.loads(search.stdout)["results"]}
-    assert explained["score"] == scores[str(result)]  # the index's own score
+    with Index.open(built_index) as index:
+        scores = {h.path: h.score for h in index.search(query, k=8)}
+    assert explained["score"] == round(scores[str(result)], 6)  # the index's own score
     assert abs(sum(map(sum, explained["result"]["heat"])) - explained["total"]) < 1e-4
     assert explained["query"]["grid"] == [7, 7] and len(explained["pairs"]) == 4
     assert any("int8" in note for note in explained["notes"])
