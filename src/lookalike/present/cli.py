@@ -30,6 +30,7 @@ MAX_SKIPPED_SHOWN = 20
 # adds its subparser and sets ``run=function(args, settings) -> exit code``.
 FEATURE_COMMANDS: tuple[str, ...] = (
     "lookalike.evaluate.cli",
+    "lookalike.explain.cli",
     "lookalike.present.web.cli",
     "lookalike.train.cli",
 )
@@ -361,12 +362,16 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         print(f"demo index: {index_dir} ({len(index)} photos from scikit-image)")
         print_report(report)
         results = index.search_many([q for q, _ in pairs], k=3)
+        from lookalike.explain.draw import draw_demo  # PyTorch and matplotlib: only here
+
+        explained, layers = draw_demo(index, *pairs[0], root / "pictures")
     found = 0
     for (query, original), result in zip(pairs, results, strict=True):
         print(format_table(str(query), result))
         found += bool(result.hits) and result.hits[0].path == str(original)
     print(f"\n{found}/{len(pairs)} edited copies found their original first.")
     print(f"Try: lookalike search --index {index_dir} YOUR_IMAGE.jpg")
+    print(f"Why the first one matched: {explained}; what the network sees: {layers}")
     return 0 if found == len(pairs) else 1
 
 

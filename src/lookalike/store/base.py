@@ -81,6 +81,10 @@ class Store(Protocol):
         """Every stored raw vector, float32 (n, dim)."""
         ...
 
+    def whitening(self) -> Whitening | None:
+        """The whitening searches go through, if one was learned (``set_whitening``)."""
+        ...
+
     def search(self, queries: np.ndarray, k: int, filters: Filters | None = None) -> list[Ranking]:
         """Top ``k`` among the images ``filters`` keeps, per row of float32 (n, dim)."""
         ...

@@ -209,6 +209,9 @@ class LocalStore:
     def stat_map(self) -> dict[str, tuple[int, int, int]]:
         return self.catalogue.stat_map()
 
+    def whitening(self) -> Whitening | None:
+        return self.catalogue.whitening()
+
     def info(self) -> StoreInfo:
         whitening = self.catalogue.whitening()
         return StoreInfo(

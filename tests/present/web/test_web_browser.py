@@ -232,3 +232,53 @@ def test_words_typed_into_the_search_box_find_the_photo(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-desktop-text.png"))
     page.close()
+
+
+def test_why_overlay_and_layers_view(server: str, browser: Browser, photo_library: Path) -> None:
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server)
+    page.wait_for_selector(".status.ready")
+    page.set_input_files("#file", str(photo_library / "chelsea.jpg"))
+    page.wait_for_function(
+        "document.querySelector('#summary').textContent.includes('most like this image')"
+    )
+    shown = page.locator("#grid li .card .score").nth(1).text_content()
+    page.locator("#grid li .why").nth(1).click()  # the second result: not the image itself
+    page.wait_for_selector("#explain[data-ready='true']")
+    assert page.is_visible("#explain-query-heat") and page.is_visible("#explain-result-heat")
+    assert f"Score {shown}" in (page.text_content("#explain-score") or "")
+    # the heat was painted: the canvas holds bright pixels
+    painted = (
+        "c => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some(v => v > 200)"
+    )
+    assert page.eval_on_selector("#explain-result-heat", painted)
+    page.fill("#explain-opacity", "30")
+    page.dispatch_event("#explain-opacity", "input")
+    assert page.eval_on_selector("#explain-query-heat", "c => c.style.opacity") == "0.3"
+    page.wait_for_function(
+        "[...document.querySelectorAll('#explain img')].every(i => i.complete && i.naturalWidth)"
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-explain.png"))
+    page.uncheck("#explain-show")
+    assert page.eval_on_selector("#explain-query-heat", "c => c.style.opacity") == "0"
+    page.click("#explain-close")
+
+    page.locator("#grid li .layers-open").first.click()
+    page.wait_for_selector("#layers .layer canvas")
+    headings = page.locator("#layers .layer .shape").all_text_contents()
+    assert "16 × 112 × 112" in headings and "1280 × 7 × 7" in headings
+    assert page.locator("#layers .layer").count() == 2 + 5  # input, filters, five stages
+    first_map = page.locator("#layers .layer canvas").nth(1)  # [0] is the filters' mosaic
+    first_map.hover()
+    assert "channel" in (page.text_content("#layers-value") or "")
+    page.screenshot(path=str(ARTIFACTS / "web-layers.png"))
+    first_map.click()
+    page.wait_for_selector("#map-zoom[open]")
+    page.hover("#map-zoom-canvas")
+    assert "= " in (page.text_content("#map-zoom-value") or "")
+    page.screenshot(path=str(ARTIFACTS / "web-layers-zoom.png"))
+    assert not errors, errors
+    page.close()

@@ -41,11 +41,13 @@ from lookalike.present.web.schemas import (
     ClassMatchOut,
     CollectionOut,
     ErrorOut,
+    ExplainOut,
     Features,
     Health,
     HitOut,
     ImageOut,
     JobOut,
+    LayersOut,
     SearchOut,
     Stats,
     TextSearchOut,
@@ -76,9 +78,13 @@ DESCRIPTION = """Search an image index by example.
   stored at indexing (no colours, counts or scenes: `matched` and `not_understood` say what
   was understood); an index of a CLIP model (`clip:DIR`) embeds them with its text encoder.
   `features.text_search` in `/health` says whether this index can be searched so.
+* **Explain**: `GET /api/images/{id}/explain?result=ID` (or `POST /api/explain` with an
+  upload) splits the score of a result over both images' feature-map cells (heatmaps and the
+  strongest cell pairs); `GET /api/images/{id}/layers` shows what each stage of the network
+  makes of an image.
 
-Not available in this version, and so absent rather than faked: **near-duplicate groups** and
-**explain** overlays. `/health` and `/api/stats` list them under `features` as `false`.
+Not available in this version, and so absent rather than faked: **near-duplicate groups**.
+`/health` and `/api/stats` list it under `features` as `false`.
 """
 
 
@@ -412,6 +418,49 @@ def create_app(config: ServerConfig) -> FastAPI:
         if job is None:
             raise HTTPException(404, f"no job {job_id}")
         return job_out(job)
+
+    # explaining
+
+    def readable(*image_ids: int) -> None:
+        """A 404 unless every image is indexed and its file may be served."""
+        for image_id in image_ids:
+            if servable_path(service.record(image_id)) is None:
+                raise HTTPException(404, f"image {image_id} is no longer readable")
+
+    @app.get("/api/images/{image_id:int}/explain", tags=["explain"])
+    async def explain_indexed(
+        image_id: ImageId,
+        box: RegionParams,
+        result: Annotated[int, Query(ge=0, le=MAX_ID, description="the result's id")],
+    ) -> ExplainOut:
+        """Why ``result`` matched this indexed image (or a region of it): the score split
+        over the two images' feature-map cells, as heatmaps, and the strongest cell pairs."""
+        await run_in_threadpool(readable, image_id, result)
+        return ExplainOut.model_validate(await service.run(service.explain, image_id, result, box))
+
+    @app.post("/api/explain", tags=["explain"], responses={415: {"model": ErrorOut}})
+    async def explain_upload(
+        image: Annotated[UploadFile, File(description="the query image")],
+        box: RegionParams,
+        result: Annotated[int, Query(ge=0, le=MAX_ID, description="the result's id")],
+    ) -> ExplainOut:
+        """Why ``result`` matched an uploaded image (or a region of it)."""
+        await run_in_threadpool(readable, result)
+        data = await image.read()
+        explained = await service.run(service.explain, data, result, box, pool=service.upload_pool)
+        return ExplainOut.model_validate(explained)
+
+    @app.get("/api/images/{image_id:int}/layers", tags=["explain"])
+    async def layers(
+        image_id: ImageId,
+        channels: Annotated[int, Query(ge=1, le=16, description="maps per stage")] = 4,
+    ) -> LayersOut:
+        """What the network sees in an indexed image: the first convolution's filters and
+        each stage's strongest feature maps, with their shapes."""
+        source = servable_path(await run_in_threadpool(service.record, image_id))
+        if source is None:
+            raise HTTPException(404, f"image {image_id} is no longer readable")
+        return LayersOut.model_validate(await service.run(service.layers, source, channels))
 
     # the page
 

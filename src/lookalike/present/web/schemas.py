@@ -16,7 +16,7 @@ class Features(BaseModel):
         default=False, description="GET /api/search/text works for this index's model"
     )
     duplicates: bool = False
-    explain: bool = False
+    explain: bool = True
     region_search: bool = True
     add_jobs: bool = True
 
@@ -103,6 +103,52 @@ class JobOut(BaseModel):
     unchanged: int | None = None
     skipped: int | None = None
     error: str | None = None
+
+
+class ExplainSide(BaseModel):
+    label: str = Field(description="the image's path, or 'upload'")
+    id: int | None
+    width: int = Field(description="the whole image's pixels, after EXIF orientation")
+    height: int
+    region: list[int] | None = Field(description="x, y, w, h of a region query")
+    grid: list[int] = Field(description="rows, cols of the final feature map")
+    heat: list[list[float]] = Field(description="rows x cols: each cell's share of the score")
+    cells: list[list[list[float]]] = Field(
+        description="rows x cols x (left, top, right, bottom): each cell in the image's pixels"
+    )
+
+
+class CellPairOut(BaseModel):
+    query_cell: list[int] = Field(description="row, col")
+    result_cell: list[int]
+    share: float = Field(description="this pair's term of the score")
+
+
+class ExplainOut(BaseModel):
+    score: float = Field(description="the index's score for the pair, as search ranks it")
+    total: float = Field(description="the sum of the heatmaps (float network)")
+    model_id: str
+    notes: list[str]
+    query: ExplainSide
+    result: ExplainSide
+    pairs: list[CellPairOut] = Field(description="the cell pairs that add most, strongest first")
+
+
+class StageOut(BaseModel):
+    name: str
+    kind: str
+    shape: list[int] = Field(description="channels, height, width")
+    stride: int
+    channels: list[int] = Field(description="the strongest channels, shown in maps")
+    maps: list[list[list[float]]]
+
+
+class LayersOut(BaseModel):
+    model_id: str
+    input: str = Field(description="the network's input image, a PNG data URL")
+    filters: list[list[list[list[float]]]] = Field(description="first convolution (n, 3, k, k)")
+    filter_stride: int
+    stages: list[StageOut]
 
 
 class ErrorOut(BaseModel):

@@ -159,6 +159,26 @@ class Service:
         check_upload_size(data, self.config.max_upload_pixels)
         return self.search(data, box, k, filters, False)
 
+    def explain(self, query: int | bytes, result: int, box: Box | None) -> dict[str, object]:
+        """Why ``result`` (an id) matched ``query`` (an id, or uploaded bytes checked like an
+        upload): :meth:`lookalike.explain.Explanation.as_dict`."""
+        from lookalike.explain.similarity import explain_match  # PyTorch: only when asked
+
+        self.embedder()
+        if isinstance(query, bytes):
+            check_upload_size(query, self.config.max_upload_pixels)
+        return explain_match(self.index, query, result, box).as_dict()
+
+    def layers(self, source: str, channels: int) -> dict[str, object]:
+        """What the index's network sees in the image file ``source``
+        (:func:`lookalike.explain.layer_views`, as JSON)."""
+        from lookalike.decode.image import decode_image
+        from lookalike.explain.layers import layer_views
+
+        embedder = self.embedder()
+        image = decode_image(source, max_side=embedder.image_size).image
+        return layer_views(embedder, image, channels).as_dict()
+
     def allowed_roots(self) -> list[str]:
         """The folders a job may add under: ``--allow-root``, else the folders the index
         already holds images in (the fewest that cover every image's folder)."""

@@ -336,7 +336,22 @@ function card(item, rank) {
   open.textContent = "Open";
   open.setAttribute("aria-label", `Open the original of ${name}`);
   li.append(button, open);
+  if (item.score !== undefined) {
+    li.append(smallButton("why", "Why?", `Why ${name} matched the query`, () => showExplain(item)));
+  }
+  li.append(smallButton("layers-open", "Layers", `What the network sees in ${name}`,
+    () => showLayers(item)));
   return li;
+}
+
+function smallButton(className, text, label, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = className;
+  b.textContent = text;
+  b.setAttribute("aria-label", label);
+  b.addEventListener("click", onClick);
+  return b;
 }
 
 function span(className, text) {
@@ -430,15 +445,220 @@ async function addFolder(event) {
   }
 }
 
+// ---- why did it match: the score's heatmaps over both images ----
+
+// A perceptual dark-to-bright ramp (inferno's stops): value in [0, 1] -> [r, g, b].
+const RAMP = [[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]];
+function ramp(v) {
+  const x = clamp(v, 0, 1) * (RAMP.length - 1);
+  const i = Math.min(RAMP.length - 2, Math.floor(x));
+  const t = x - i;
+  return RAMP[i].map((a, k) => Math.round(a + (RAMP[i + 1][k] - a) * t));
+}
+
+// Paint a side's heat (rows x cols, cells in original pixels) on a canvas laid over its image.
+function paintHeat(canvas, side) {
+  const scale = Math.min(1, 640 / Math.max(side.width, side.height));
+  canvas.width = Math.round(side.width * scale);
+  canvas.height = Math.round(side.height * scale);
+  const [rows, cols] = side.grid;
+  const cells = document.createElement("canvas");
+  cells.width = cols;
+  cells.height = rows;
+  const pixels = cells.getContext("2d").createImageData(cols, rows);
+  const top = Math.max(1e-12, ...side.heat.flat());
+  side.heat.flat().forEach((v, i) => {
+    pixels.data.set([...ramp(Math.max(0, v) / top), 255], i * 4);
+  });
+  cells.getContext("2d").putImageData(pixels, 0, 0);
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = true;
+  const [left, upper] = side.cells[0][0];
+  const [, , right, lower] = side.cells[rows - 1][cols - 1];
+  ctx.drawImage(cells, left * scale, upper * scale, (right - left) * scale, (lower - upper) * scale);
+  if (side.region) {
+    const [x, y, w, h] = side.region;
+    ctx.strokeStyle = "#fff";
+    ctx.lineWidth = 3;
+    ctx.strokeRect(x * scale, y * scale, w * scale, h * scale);
+  }
+}
+
+function setHeatOpacity() {
+  const opacity = $("explain-show").checked ? $("explain-opacity").value / 100 : 0;
+  for (const id of ["explain-query-heat", "explain-result-heat"]) $(id).style.opacity = opacity;
+}
+
+async function showExplain(hit) {
+  const q = state.query;
+  if (!q) return;
+  const params = new URLSearchParams({ result: hit.id });
+  if (state.box) for (const [name, value] of Object.entries(boxInPixels())) params.set(name, value);
+  const dialog = $("explain");
+  $("explain-score").textContent = "Explaining…";
+  $("explain-notes").textContent = "";
+  for (const id of ["explain-query-heat", "explain-result-heat"]) {
+    $(id).getContext("2d").clearRect(0, 0, $(id).width, $(id).height);
+  }
+  $("explain-query").src = q.kind === "file" ? state.objectUrl : `/api/images/${q.id}/thumbnail?size=512`;
+  $("explain-result").src = `${hit.thumbnail_url}?size=512`;
+  $("explain-query-caption").textContent = q.kind === "file" ? q.name : q.path;
+  $("explain-result-caption").textContent = hit.path;
+  if (!dialog.open) dialog.showModal();
+  try {
+    let out;
+    if (q.kind === "file") {
+      const form = new FormData();
+      form.append("image", q.blob, q.name);
+      out = await api(`/api/explain?${params}`, { method: "POST", body: form });
+    } else {
+      out = await api(`/api/images/${q.id}/explain?${params}`);
+    }
+    paintHeat($("explain-query-heat"), out.query);
+    paintHeat($("explain-result-heat"), out.result);
+    setHeatOpacity();
+    $("explain-score").replaceChildren(
+      "Score ", bold(out.score.toFixed(4)),
+      ` · the heatmaps sum to ${out.total.toFixed(4)} · brighter cells added more to the score`,
+    );
+    $("explain-notes").textContent = out.notes.join(" · ");
+    dialog.dataset.ready = "true";
+  } catch (error) {
+    $("explain-score").textContent = `Not explained: ${error.message}`;
+  }
+}
+
+// ---- what the network sees: each stage's strongest maps ----
+
+function paintMap(canvas, values, lo, hi) {
+  const h = values.length;
+  const w = values[0].length;
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext("2d");
+  const pixels = ctx.createImageData(w, h);
+  const span = hi - lo || 1;
+  values.flat().forEach((v, i) => {
+    pixels.data.set([...ramp((v - lo) / span), 255], i * 4);
+  });
+  ctx.putImageData(pixels, 0, 0);
+}
+
+function mapRange(values) {
+  const flat = values.flat();
+  return [Math.min(...flat), Math.max(...flat)];
+}
+
+// The map's value under the pointer, as "(row, col) = value".
+function valueAt(event, canvas, values) {
+  const rect = canvas.getBoundingClientRect();
+  const row = clamp(Math.floor(((event.clientY - rect.top) / rect.height) * values.length), 0, values.length - 1);
+  const col = clamp(Math.floor(((event.clientX - rect.left) / rect.width) * values[0].length), 0, values[0].length - 1);
+  return `(${row}, ${col}) = ${values[row][col]}`;
+}
+
+function zoomMap(title, values) {
+  $("map-zoom-title").textContent = title;
+  const canvas = $("map-zoom-canvas");
+  paintMap(canvas, values, ...mapRange(values));
+  canvas.onmousemove = (event) => {
+    $("map-zoom-value").textContent = `${title} ${valueAt(event, canvas, values)}`;
+  };
+  $("map-zoom-value").textContent = "Hover a pixel to see its value.";
+  $("map-zoom").showModal();
+}
+
+function filterTiles(filters) {
+  const n = filters.length;
+  const k = filters[0][0].length;
+  const perRow = Math.ceil(Math.sqrt(n));
+  const canvas = document.createElement("canvas");
+  canvas.width = perRow * (k + 1) - 1;
+  canvas.height = Math.ceil(n / perRow) * (k + 1) - 1;
+  const ctx = canvas.getContext("2d");
+  filters.forEach((f, i) => {
+    const top = Math.max(1e-12, ...f.flat(2).map(Math.abs));
+    const x0 = (i % perRow) * (k + 1);
+    const y0 = Math.floor(i / perRow) * (k + 1);
+    for (let r = 0; r < k; r += 1) {
+      for (let c = 0; c < k; c += 1) {
+        const rgb = [0, 1, 2].map((ch) => Math.round(255 * (0.5 + f[ch][r][c] / (2 * top))));
+        ctx.fillStyle = `rgb(${rgb.join(",")})`;
+        ctx.fillRect(x0 + c, y0 + r, 1, 1);
+      }
+    }
+  });
+  canvas.title = `${n} filters of 3×${k}×${k}`;
+  return canvas;
+}
+
+function layerColumn(title, shape, children) {
+  const column = document.createElement("section");
+  column.className = "layer";
+  const heading = document.createElement("h3");
+  heading.textContent = title;
+  column.append(heading, span("shape", shape), ...children);
+  return column;
+}
+
+async function showLayers(item) {
+  showView("layers");
+  const [name] = splitPath(item.path);
+  $("layers-summary").textContent = `Reading ${name}…`;
+  $("layers").replaceChildren();
+  try {
+    const out = await api(`/api/images/${item.id}/layers`);
+    const input = document.createElement("img");
+    input.src = out.input;
+    input.alt = `${name} as the network gets it`;
+    const columns = [
+      layerColumn("input", "3 × …", [input]),
+      layerColumn("first filters", `stride ${out.filter_stride}`, [filterTiles(out.filters)]),
+    ];
+    input.onload = () => {
+      columns[0].querySelector(".shape").textContent =
+        `3 × ${input.naturalHeight} × ${input.naturalWidth}`;
+    };
+    for (const stage of out.stages) {
+      const [c, h, w] = stage.shape;
+      const maps = stage.maps.map((values, i) => {
+        const canvas = document.createElement("canvas");
+        const title = `${stage.name} channel ${stage.channels[i]}`;
+        paintMap(canvas, values, ...mapRange(values));
+        canvas.title = title;
+        canvas.tabIndex = 0;
+        canvas.setAttribute("role", "button");
+        canvas.setAttribute("aria-label", `${title}: enlarge`);
+        canvas.addEventListener("click", () => zoomMap(title, values));
+        canvas.addEventListener("keydown", (event) => {
+          if (event.key === "Enter") zoomMap(title, values);
+        });
+        canvas.addEventListener("mousemove", (event) => {
+          $("layers-value").textContent = `${title} ${valueAt(event, canvas, values)}`;
+        });
+        return canvas;
+      });
+      columns.push(layerColumn(`${stage.name} ${stage.kind}`, `${c} × ${h} × ${w}`, maps));
+    }
+    $("layers").replaceChildren(...columns);
+    $("layers-summary").replaceChildren(
+      "What ", bold(out.model_id), ` sees in ${name}: `,
+      "depth grows with the number of filters, the size halves at each stride-2 stage. ",
+      "Click a map to enlarge it.",
+    );
+  } catch (error) {
+    $("layers-summary").textContent = `No layers: ${error.message}`;
+  }
+}
+
 // ---- views ----
 
 function showView(name) {
-  const collection = name === "collection";
-  $("search-view").hidden = collection;
-  $("collection-view").hidden = !collection;
-  $("tab-search").setAttribute("aria-pressed", String(!collection));
-  $("tab-collection").setAttribute("aria-pressed", String(collection));
-  if (collection && state.collectionOffset === 0) loadCollection(true);
+  for (const view of ["search", "collection", "layers"]) {
+    $(`${view}-view`).hidden = view !== name;
+    $(`tab-${view}`).setAttribute("aria-pressed", String(view === name));
+  }
+  if (name === "collection" && state.collectionOffset === 0) loadCollection(true);
 }
 
 // ---- wiring ----
@@ -514,6 +734,11 @@ function setup() {
 
   $("tab-search").addEventListener("click", () => showView("search"));
   $("tab-collection").addEventListener("click", () => showView("collection"));
+  $("tab-layers").addEventListener("click", () => showView("layers"));
+  $("explain-close").addEventListener("click", () => $("explain").close());
+  $("map-zoom-close").addEventListener("click", () => $("map-zoom").close());
+  $("explain-show").addEventListener("change", setHeatOpacity);
+  $("explain-opacity").addEventListener("input", setHeatOpacity);
   $("more").addEventListener("click", () => loadCollection(false));
   $("add-form").addEventListener("submit", addFolder);
 
