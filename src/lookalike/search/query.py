@@ -14,8 +14,9 @@ from lookalike.decode.image import decode_image
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.search.region import Box, crop_region
 
-if TYPE_CHECKING:  # the class vocabulary loads only for text queries
+if TYPE_CHECKING:  # the class vocabulary loads only for text queries; the store imports us
     from lookalike.search.classes import TextMatch
+    from lookalike.store.record import ImageRecord
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ class Hit:
     id: int
     width: int | None = None
     height: int | None = None
+
+    @classmethod
+    def of(cls, record: ImageRecord, score: float) -> Hit:
+        """The hit for an indexed image's record and its score."""
+        return cls(record.path, float(score), record.id, record.width, record.height)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def rank(
         matrix = np.stack([v for v in vectors if v is not None])
         rankings = store.search(matrix, k + 1 if exclude_self else k, filters)
         for i, ranking in zip(answered, rankings, strict=True):
-            found = [_hit(record, score) for record, score in ranking]
+            found = [Hit.of(record, score) for record, score in ranking]
             if exclude_self:
                 found = [h for h in found if h.id != self_ids[i]]
             hits[i] = found[:k]
@@ -96,7 +96,3 @@ def _unchanged(record: ImageRecord) -> bool:
     except OSError:
         return True  # vanished since indexing: its stored vector is still what was indexed
     return (st.st_size, st.st_mtime_ns) == (record.size, record.mtime_ns)
-
-
-def _hit(record: ImageRecord, score: float) -> Hit:
-    return Hit(record.path, score, record.id, record.width, record.height)

@@ -77,9 +77,7 @@ def _rank_classes(
         best = np.argsort(-scores, kind="stable")[:k]  # ties: in id order
         records = store.records([int(table.ids[i]) for i in best])
         hits = [
-            Hit(r.path, float(scores[i]), r.id, r.width, r.height)
-            for i in best
-            if (r := records.get(int(table.ids[i]))) is not None
+            Hit.of(r, scores[i]) for i in best if (r := records.get(int(table.ids[i]))) is not None
         ]
         results.append(SearchResult(query, hits, matched=matched))
     return results
@@ -98,6 +96,6 @@ def _rank_clip(
     assert isinstance(model, ClipEmbedder)  # an index's model is what made its vectors
     rankings = store.search(model.embed_text([q.text for q in queries]), k, filters)
     return [
-        SearchResult(q, [Hit(r.path, score, r.id, r.width, r.height) for r, score in ranking])
+        SearchResult(q, [Hit.of(r, score) for r, score in ranking])
         for q, ranking in zip(queries, rankings, strict=True)
     ]

@@ -13,6 +13,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,17 +151,9 @@ def backup_index(directory: Path, destination: Path) -> int:
         store.close()
 
 
-class _read_only:
+def _read_only(path: Path) -> closing[sqlite3.Connection]:
     """A plain read-only SQLite connection, closed on exit (no lookalike checks on open)."""
-
-    def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.close()
+    return closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
 
 
 def _copy_table(old: sqlite3.Connection, new: sqlite3.Connection, table: str) -> tuple[int, int]:

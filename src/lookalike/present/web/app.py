@@ -192,34 +192,30 @@ def create_app(config: ServerConfig) -> FastAPI:
         ]
         return AsciiJSONResponse({"error": "; ".join(problems)}, status_code=422)
 
-    def urls(image_id: int) -> dict[str, str]:
-        return {
-            "thumbnail_url": f"/api/images/{image_id}/thumbnail",
-            "original_url": f"/api/images/{image_id}/original",
-        }
+    def urls(image_id: int) -> tuple[str, str]:
+        """Where an indexed image's thumbnail and original are fetched."""
+        return f"/api/images/{image_id}/thumbnail", f"/api/images/{image_id}/original"
 
-    def search_out(hits: list[Hit], k: int, started: float) -> SearchOut:
-        return SearchOut(
-            k=k,
-            took_ms=round((time.perf_counter() - started) * 1000, 1),
-            results=[
-                HitOut(
-                    id=h.id,
-                    path=h.path,
-                    score=round(h.score, 6),
-                    width=h.width,
-                    height=h.height,
-                    **urls(h.id),
-                )
-                for h in hits
-            ],
+    def hit_out(h: Hit) -> HitOut:
+        thumbnail_url, original_url = urls(h.id)
+        return HitOut(
+            id=h.id,
+            path=h.path,
+            score=round(h.score, 6),
+            width=h.width,
+            height=h.height,
+            thumbnail_url=thumbnail_url,
+            original_url=original_url,
         )
 
+    def search_out(hits: list[Hit], k: int, started: float) -> SearchOut:
+        took_ms = round((time.perf_counter() - started) * 1000, 1)
+        return SearchOut(k=k, took_ms=took_ms, results=[hit_out(h) for h in hits])
+
     def image_out(r: ImageRecord) -> ImageOut:
+        thumbnail_url, original_url = urls(r.id)
         return ImageOut(
-            **dataclasses.asdict(r),
-            thumbnail_url=f"/api/images/{r.id}/thumbnail",
-            original_url=f"/api/images/{r.id}/original",
+            **dataclasses.asdict(r), thumbnail_url=thumbnail_url, original_url=original_url
         )
 
     def features() -> Features:
