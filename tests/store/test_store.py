@@ -179,3 +179,19 @@ def test_whitening_applies_to_stored_vectors_and_queries_in_every_reader(
         assert reader.search(unit(99)[None], k=1)[0][0][0].path == "/late.jpg"
         store.set_whitening(None)
     assert reader.vectors.dim == DIM and len(reader.vectors) == 21
+
+
+def test_iter_vectors_gives_every_stored_vector_with_its_id(store: LocalStore) -> None:
+    with store.writing():
+        store.write([upsert(f"/{n}.jpg", n) for n in range(5)])
+        store.write([upsert("/9.jpg", 9)], removals=["/2.jpg"])
+    seen = {
+        int(i): v
+        for ids, vectors in store.iter_vectors()
+        for i, v in zip(ids, vectors, strict=True)
+    }
+    by_path = {r.path: r.id for r in store.iter_records("ok")}
+    assert sorted(by_path) == ["/0.jpg", "/1.jpg", "/3.jpg", "/4.jpg", "/9.jpg"]
+    assert set(seen) == set(by_path.values())
+    for path, image_id in by_path.items():
+        np.testing.assert_array_equal(seen[image_id], unit(int(path[1])))

@@ -81,6 +81,11 @@ class Store(Protocol):
         """Every stored raw vector, float32 (n, dim)."""
         ...
 
+    def iter_vectors(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every stored raw vector in chunks of (ids int64 (m,), vectors float32 (m, dim)),
+        in no set order: a pass over a collection too large to hold twice in memory."""
+        ...
+
     def whitening(self) -> Whitening | None:
         """The whitening searches go through, if one was learned (``set_whitening``)."""
         ...

@@ -203,8 +203,11 @@ class LocalStore:
         return self.catalogue.vector(image_id)
 
     def all_vectors(self) -> np.ndarray:
-        chunks = [v for _, v in self.catalogue.vectors_since(0)]
+        chunks = [v for _, v in self.iter_vectors()]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
+
+    def iter_vectors(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return self.catalogue.vectors_since(0)
 
     def stat_map(self) -> dict[str, tuple[int, int, int]]:
         return self.catalogue.stat_map()
