@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -32,11 +31,15 @@ import numpy as np
 from PIL import Image
 
 from lookalike import Index
+from lookalike.embed.classes import TopClasses
 from lookalike.store.catalogue import Upsert
 from lookalike.store.local import LocalStore
 
 K = 10
 BATCH = 10_000
+LINKS_PER_FILE = 50_000
+# Every record gets classes, as indexing gives them: else an unchanged run would classify all.
+CLASSES = TopClasses(np.arange(10, dtype=np.uint16), np.full(10, 0.1, np.float16))
 
 
 def build_store(directory: Path, base: np.ndarray) -> tuple[LocalStore, list[Path], float]:
@@ -45,17 +48,20 @@ def build_store(directory: Path, base: np.ndarray) -> tuple[LocalStore, list[Pat
     shutil.rmtree(directory, ignore_errors=True)
     files.mkdir(parents=True)
     one = files / "one.jpg"
-    Image.new("RGB", (64, 48), (200, 120, 40)).save(one, quality=90)
-    stat = one.stat()
-    paths = []
+    paths, stats = [], []
     for i in range(len(base)):
+        if i % LINKS_PER_FILE == 0:  # a file system allows so many links to one file
+            Image.new("RGB", (64, 48), (200, 120, 40)).save(one, quality=90)
+            stat = one.stat()
         folder = files / f"{i // 1000:04d}"
         if i % 1000 == 0:
             folder.mkdir()
         path = folder / f"{i}.jpg"
         os.link(one, path)
         paths.append(path)
-    one.unlink()
+        stats.append(stat)
+        if i % LINKS_PER_FILE == LINKS_PER_FILE - 1 or i == len(base) - 1:
+            one.unlink()
     index = Index.create(directory / "index")
     store = index.store
     assert isinstance(store, LocalStore)
@@ -63,7 +69,9 @@ def build_store(directory: Path, base: np.ndarray) -> tuple[LocalStore, list[Pat
     with store.writing():
         for start in range(0, len(base), BATCH):
             store.write(
-                Upsert(str(paths[i]), stat.st_size, stat.st_mtime_ns, base[i])
+                Upsert(
+                    str(paths[i]), stats[i].st_size, stats[i].st_mtime_ns, base[i], classes=CLASSES
+                )
                 for i in range(start, min(len(base), start + BATCH))
             )
         written = time.perf_counter()
@@ -103,18 +111,34 @@ def in_process(store: LocalStore, queries: np.ndarray, truth: np.ndarray) -> dic
     }
 
 
+PEAK = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print(next(l for l in open('/proc/self/status') "
+    "if l.startswith('VmHWM')).split()[1], file=sys.stderr))\n"
+)  # VmHWM, not ru_maxrss: Linux keeps a forked child's ru_maxrss of its parent
+
+
+def peak_mb(code: str) -> tuple[float, float]:
+    """(seconds, peak resident MB) of ``code`` run in a fresh interpreter."""
+    t = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK + code], capture_output=True, text=True, check=True
+    )
+    seconds = time.perf_counter() - t
+    return round(seconds, 2), round(int(done.stderr.split()[-1]) / 1024, 1)
+
+
 def searching_rss_mb(directory: Path, queries: np.ndarray) -> float:
     """Peak resident MB of a fresh process that opens the store and runs 300 queries."""
     np.save(directory / "queries.npy", queries[:300])
-    code = (
-        "import numpy as np, resource\n"
+    _, peak = peak_mb(
+        "import numpy as np\n"
+        "from pathlib import Path\n"
         "from lookalike.store.local import LocalStore\n"
-        f"store = LocalStore.open(__import__('pathlib').Path({str(directory / 'index')!r}))\n"
+        f"store = LocalStore.open(Path({str(directory / 'index')!r}))\n"
         f"for q in np.load({str(directory / 'queries.npy')!r}): store.search(q[None], 10)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return round(float(done.stdout.split()[-1]), 1)
+    return peak
 
 
 def updates(store: LocalStore, paths: list[Path], grown: np.ndarray) -> dict[str, object]:
@@ -149,7 +173,7 @@ def updates(store: LocalStore, paths: list[Path], grown: np.ndarray) -> dict[str
             ],
         )
         store.write(
-            Upsert(str(p), stat.st_size, stat.st_mtime_ns, grown[i])
+            Upsert(str(p), p.stat().st_size, p.stat().st_mtime_ns, grown[i], classes=CLASSES)
             for i, p in enumerate(paths[-1000:])
         )
     restored = time.perf_counter() - t
@@ -163,16 +187,9 @@ def updates(store: LocalStore, paths: list[Path], grown: np.ndarray) -> dict[str
 
 def command(*args: str) -> tuple[float, float]:
     """(seconds, peak resident MB) of one ``lookalike`` command in a fresh interpreter."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "lookalike.present.cli", *args],
-        check=True,
-        stdout=subprocess.DEVNULL,
+    return peak_mb(
+        f"from lookalike.present.cli import main\nraise SystemExit(main({list(args)!r}))\n"
     )
-    seconds = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(seconds, 2), round(max(peak, before) / 1024, 1)
 
 
 def drop_page_cache() -> bool:

@@ -156,4 +156,6 @@ def test_wanted_nlist_grows_with_the_square_root() -> None:
 
 def test_recall_leaves_each_query_itself_out() -> None:
     truth = np.array([[5, 1, 2], [6, 3, 4]])
-    assert ann.recall_at_k(np.array([[5, 1, 9], [4, 6, 3]]), truth, k=2) == 0.75
+    found = np.array([[5, 1, 9], [4, 6, 3]])
+    assert ann.recall_at_k(found, truth, k=2, self_first=True) == 0.75
+    assert ann.recall_at_k(found, truth, k=2) == 1.0  # the first columns count too

@@ -169,13 +169,13 @@ class LocalStore:
 
         Filters travel into FAISS as the set of catalogue ids that pass them, so a narrow
         filter still returns ``k`` results when that many pass. An approximate index proposes
-        a short list of ``k + max(k, 16)``, re-scored with the exact stored vectors: scores are
+        a short list (``ann.shortlist``), re-scored with the exact stored vectors: scores are
         always cosines."""
         allowed = self.catalogue.matching_ids(filters) if filters and filters.active else None
         with self._mutex:
             vectors = self.vectors
             if vectors.approximate:
-                scores, ids = vectors.search(queries, k + max(k, 16), allowed)
+                scores, ids = vectors.search(queries, ann.shortlist(k), allowed)
                 scores, ids = self._rescore(vectors, queries, ids, k)
             else:
                 scores, ids = vectors.search(queries, k, allowed)
@@ -276,7 +276,7 @@ class LocalStore:
         found = np.full((len(raw), ann.K + 1), -1, np.int64)
         for row, ranking in enumerate(self.search(raw, ann.K + 1)):
             found[row, : len(ranking)] = [record.id for record, _ in ranking]
-        recall = ann.recall_at_k(found, truth.ids)
+        recall = ann.recall_at_k(found, truth.ids, self_first=True)
         if self.catalogue.writable:
             self.catalogue.record_recall(generation, recall, f"{len(raw)} stored vectors")
         return recall
