@@ -62,7 +62,7 @@ def plan_add(
         plan.skipped.append((path, reason))
         unlisted.append(path)
 
-    missing = [r for r in roots if not os.path.exists(r) and _count_under(indexed, r)]
+    missing = [r for r in roots if not os.path.exists(r) and _any_under(indexed, r)]
     seen: set[str] = set()
     walked = [r for r in roots if r not in missing]
     walk = walk_images(walked, walk_error, exclude=[store.location], on_folder=on_folder)
@@ -78,15 +78,14 @@ def plan_add(
         if old:
             plan.known.add(entry.path)
     for root in roots:
-        held = _count_under(indexed, root)
         # nothing at all found there: no file, and no skip (which protects what is under it)
-        found = _count_under(seen, root) or _count_under(unlisted, root)
+        found = _any_under(seen, root) or _any_under(unlisted, root)
         gone = root in missing or not (found or is_under(root, unlisted))
-        if held and gone and not prune:
+        if gone and not prune and _any_under(indexed, root):
             if root in indexed:  # a file given by name: its record stays as it is
                 plan.kept.append((root, "file is missing; it stays indexed (use --prune)"))
             else:
-                plan.skipped.append((root, _kept(root, held)))
+                plan.skipped.append((root, _kept(root, _count_under(indexed, root))))
             unlisted.append(root)
     reported = {p for p, _ in (*plan.skipped, *plan.kept)}
     for path in known:
@@ -107,3 +106,9 @@ def _kept(root: str, held: int) -> str:
 
 def _count_under(paths: Iterable[str], root: str) -> int:
     return sum(1 for p in paths if is_under(p, [root]))
+
+
+def _any_under(paths: Iterable[str], root: str) -> bool:
+    """Whether any of ``paths`` is ``root`` or under it: stops at the first (a re-run over
+    a million unchanged files asks this of each root)."""
+    return any(is_under(p, [root]) for p in paths)
