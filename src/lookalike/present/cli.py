@@ -29,6 +29,7 @@ MAX_SKIPPED_SHOWN = 20
 # Commands that live beside their feature: each module has ``add_parser(sub, common)`` that
 # adds its subparser and sets ``run=function(args, settings) -> exit code``.
 FEATURE_COMMANDS: tuple[str, ...] = (
+    "lookalike.dupes.cli",
     "lookalike.evaluate.cli",
     "lookalike.explain.cli",
     "lookalike.present.web.cli",
