@@ -34,6 +34,7 @@ from lookalike.pipeline import (
 from lookalike.pipeline import commit as commit_batches
 from lookalike.pipeline.plan import absolute_roots, plan_add
 from lookalike.search.filters import Filters
+from lookalike.search.orientation import rank_oriented
 from lookalike.search.query import Hit, Query, SearchResult, TextQuery
 from lookalike.search.ranking import rank
 from lookalike.store import (
@@ -277,12 +278,18 @@ class Index:
         k: int = 10,
         exclude_self: bool = False,
         filters: Filters | None = None,
+        orientations: bool = False,
     ) -> list[SearchResult]:
         """Answer many queries in one batch; a bad query gets an error, not an exception.
 
         ``filters`` keeps only the images that pass them (a folder, a date range, a minimum
         size, a set of ids): the store searches among those alone, so ``k`` results come
-        back whenever ``k`` images pass."""
+        back whenever ``k`` images pass. ``orientations`` also finds turned and mirrored
+        copies (each image query embedded in its eight orientations; ``Hit.transform``)."""
+        if orientations:
+            return rank_oriented(
+                self.store, lambda: self.embedder, queries, k, exclude_self, filters
+            )
         return rank(self.store, lambda: self.embedder, queries, k, exclude_self, filters)
 
     def duplicates(

@@ -19,9 +19,10 @@ from lookalike.dupes.bands import (
 )
 from lookalike.dupes.grouping import Neighbours, Pairs, candidate_pairs, complete_linkage
 from lookalike.dupes.keeper import KeeperRules, choose_keeper
-from lookalike.dupes.orientation import best_transform, inverse, thumbnail, transform_image
+from lookalike.dupes.orientation import best_transform, thumbnail
 from lookalike.embed.interface import Embedder
 from lookalike.errors import ImageError, LookalikeError
+from lookalike.search.orientation import inverse, transform_image
 from lookalike.store import ImageRecord, Store
 
 NEIGHBOURS = 10  # nearest neighbours asked for per image: a group larger than this is rare

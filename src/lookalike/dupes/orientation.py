@@ -1,82 +1,17 @@
-"""The eight ways a picture can be turned or mirrored (the dihedral group), and how to tell
-which one makes two pictures line up.
-
-A transform is named by what it does to the original to give the copy: ``rot90`` turns it
-90 degrees anticlockwise (as PIL's ``Transpose.ROTATE_90`` and ``numpy.rot90``), ``flip``
-mirrors it left to right, ``flip_rot90`` mirrors then turns. ``None`` is the picture as it is.
+"""Telling whether a copy is turned or mirrored, and which way: small grey thumbnails
+compared in the eight orientations (cheap, so it runs on every candidate pair).
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
 
 from lookalike.decode.image import decode_image
 from lookalike.errors import ImageError
+from lookalike.search.orientation import TRANSFORMS, transform_array
 
-TRANSFORMS: tuple[str, ...] = (
-    "rot90",
-    "rot180",
-    "rot270",
-    "flip",
-    "flip_rot90",
-    "flip_rot180",
-    "flip_rot270",
-)
 THUMB_SIDE = 32  # pixels of the grey thumbnail that orientation is judged on
-
-
-def _parts(name: str | None) -> tuple[bool, int]:
-    """(mirrored first, quarter turns anticlockwise)."""
-    if name is None:
-        return False, 0
-    if name not in TRANSFORMS:
-        raise ValueError(f"unknown transform {name!r}")
-    flipped = name.startswith("flip")
-    turn = name.removeprefix("flip").removeprefix("_")
-    return flipped, int(turn.removeprefix("rot")) // 90 if turn else 0
-
-
-def transform_array(array: np.ndarray, name: str | None) -> np.ndarray:
-    """``array`` (H, W[, C]) turned or mirrored as ``name`` says."""
-    flipped, turns = _parts(name)
-    out = np.fliplr(array) if flipped else array
-    return np.rot90(out, turns)
-
-
-def transform_image(image: Image.Image, name: str | None) -> Image.Image:
-    """``image`` turned or mirrored as ``name`` says (lossless)."""
-    flipped, turns = _parts(name)
-    out = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flipped else image
-    rotations = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180}
-    if turns == 3:
-        return out.transpose(Image.Transpose.ROTATE_270)
-    return out.transpose(rotations[turns]) if turns else out
-
-
-# Each transform as what it does to a small array of distinct numbers: composing and
-# inverting transforms is then looking the result up.
-_PROBE = np.arange(6).reshape(2, 3)
-_BY_RESULT = {
-    transform_array(_PROBE, t).tobytes() + bytes(transform_array(_PROBE, t).shape): t
-    for t in (None, *TRANSFORMS)
-}
-
-
-def _lookup(array: np.ndarray) -> str | None:
-    return _BY_RESULT[np.ascontiguousarray(array).tobytes() + bytes(array.shape)]
-
-
-def compose(first: str | None, then: str | None) -> str | None:
-    """The one transform that does ``first`` and then ``then``."""
-    return _lookup(transform_array(transform_array(_PROBE, first), then))
-
-
-def inverse(name: str | None) -> str | None:
-    """The transform that undoes ``name``."""
-    return next(t for t in (None, *TRANSFORMS) if compose(name, t) is None)
 
 
 def thumbnail(path: str) -> np.ndarray | None:
@@ -113,8 +48,3 @@ def best_transform(original: np.ndarray, copy: np.ndarray) -> str | None:
     if scores[best] >= ALIGNED and scores[best] - scores[None] >= MARGIN:
         return best
     return None
-
-
-def all_orientations(image: Image.Image) -> Sequence[tuple[str | None, Image.Image]]:
-    """The image in each of its eight orientations, as it is first."""
-    return [(t, transform_image(image, t)) for t in (None, *TRANSFORMS)]

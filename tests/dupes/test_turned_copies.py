@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.dupes.orientation import (
+from lookalike.dupes.orientation import best_transform, thumbnail
+from lookalike.search.orientation import (
     TRANSFORMS,
-    best_transform,
     compose,
     inverse,
-    thumbnail,
     transform_array,
     transform_image,
 )
