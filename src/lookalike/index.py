@@ -300,15 +300,24 @@ class Index:
         prefer_folders: Sequence[str | Path] = (),
         prefer_formats: Sequence[str] = (),
         k: int = 10,
+        exclude: Sequence[str | Path] = (),
     ) -> list[DuplicateGroup]:
         """Groups of copies among the indexed images (:mod:`lookalike.dupes`), largest
         first: every two members score at least the ``threshold`` (default: the lowest score
         of ``band``, 'edited' unless given). Each group's suggested keeper comes first;
         ``prefer_folders`` and ``prefer_formats`` come before resolution, size and date.
-        ``orientations`` also finds turned and mirrored copies (loading the model)."""
+        ``orientations`` also finds turned and mirrored copies (loading the model). Images
+        under the ``exclude`` folders (where copies were moved to) are left out."""
         rules = KeeperRules.of([os.fspath(f) for f in prefer_folders], prefer_formats)
         return find_duplicates(
-            self.store, band, threshold, orientations, rules, lambda: self.embedder, k
+            self.store,
+            band,
+            threshold,
+            orientations,
+            rules,
+            lambda: self.embedder,
+            k,
+            [os.fspath(f) for f in exclude],
         )
 
     def mark_not_duplicates(self, paths: Sequence[str | Path]) -> int:

@@ -195,6 +195,11 @@ def test_move_is_a_dry_run_then_moves_with_a_journal_and_undo_restores_the_tree(
         assert str(root / "copies/coffee-q70.jpg") not in paths
         hits = opened.search(str(review / "copies/coffee-q70.jpg"), k=2)
         assert {Path(h.path).name for h in hits} == {"coffee-q70.jpg", "coffee.jpg"}
+    # Moved copies are still copies; --exclude (as --move-to does) leaves them out.
+    rescan = groups_of(run_cli("dupes", "--index", str(index), "--json", check=True))
+    assert len(rescan) == 3
+    left = run_cli("dupes", "--index", str(index), "--json", "--exclude", str(review), check=True)
+    assert groups_of(left) == []
     again = run_cli("index", str(review), "--index", str(index), check=True)
     assert "added 0, updated 0" in again.stdout
 

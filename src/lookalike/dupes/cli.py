@@ -73,6 +73,13 @@ def add_parser(
         metavar="FMT",
         help="keep a copy of this format (repeatable: e.g. raw, heic, png before jpeg)",
     )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="leave out the images under DIR (repeatable; --move-to leaves out its own DIR)",
+    )
     p.add_argument("-k", type=int, default=10, help="neighbours asked for per image (default 10)")
     act = p.add_mutually_exclusive_group()
     act.add_argument(
@@ -117,6 +124,7 @@ def run_dupes(args: argparse.Namespace, settings: Settings) -> int:
             args.prefer_folder,
             args.prefer_format,
             args.k,
+            [*args.exclude, *([args.move_to] if args.move_to else [])],
         )
         if args.move_to:
             return move_copies(index, groups, args.move_to, args.apply, quiet)

@@ -3,6 +3,7 @@ and mirrored copies checked on the candidates only, complete-linkage groups, a k
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from lookalike.dupes.keeper import KeeperRules, choose_keeper
 from lookalike.dupes.orientation import best_transform, thumbnail
 from lookalike.embed.interface import Embedder
 from lookalike.errors import ImageError, LookalikeError
+from lookalike.files.walk import is_under
 from lookalike.search.orientation import inverse, transform_image
 from lookalike.store import ImageRecord, Store
 
@@ -84,9 +86,16 @@ def resolve_threshold(band: str | None = None, threshold: float | None = None) -
 class StoreSpace:
     """Neighbours and similarities as the store's search sees them (through its whitening)."""
 
-    def __init__(self, store: Store, k: int) -> None:
+    def __init__(self, store: Store, k: int, exclude: Sequence[str] = ()) -> None:
         self.store = store
         self.k = k
+        folders = [os.path.abspath(f) for f in exclude]
+        self.excluded = np.fromiter(
+            (r.id for r in store.iter_records("ok") if is_under(r.path, folders))
+            if folders
+            else (),
+            np.int64,
+        )
         self._whitening = store.whitening()
         self._vectors: dict[int, np.ndarray] = {}
 
@@ -95,8 +104,11 @@ class StoreSpace:
         return self._whitening.apply(vectors) if self._whitening else vectors
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Every stored (ids, raw vectors), in query batches."""
+        """Every stored (ids, raw vectors) but the excluded ones, in query batches."""
         for ids, vectors in self.store.iter_vectors():
+            if len(self.excluded):
+                keep = ~np.isin(ids, self.excluded)
+                ids, vectors = ids[keep], vectors[keep]
             for start in range(0, len(ids), QUERY_BATCH):
                 yield ids[start : start + QUERY_BATCH], vectors[start : start + QUERY_BATCH]
 
@@ -108,6 +120,8 @@ class StoreSpace:
         for row, ranking in enumerate(rankings):
             for col, (record, score) in enumerate(ranking):
                 near[row, col], scores[row, col] = record.id, score
+        if len(self.excluded):
+            near[np.isin(near, self.excluded)] = -1
         return near, scores
 
     def vector(self, image_id: int) -> np.ndarray:
@@ -132,17 +146,19 @@ def find_duplicates(
     rules: KeeperRules | None = None,
     embedder: Callable[[], Embedder] | None = None,
     k: int = NEIGHBOURS,
+    exclude: Sequence[str] = (),
 ) -> list[DuplicateGroup]:
     """Groups of duplicates among the store's images, largest first then by path.
 
     Every two members of a group score at least the threshold (``band``'s lowest score, or
     ``threshold``); pairs marked "not duplicates" never share a group. ``orientations``
     also finds turned and mirrored copies (decoding thumbnails of the candidate pairs and
-    embedding the few that line up turned: ``embedder()`` loads the model then)."""
+    embedding the few that line up turned: ``embedder()`` loads the model then). Images
+    under the ``exclude`` folders (where copies were moved, say) are left out."""
     limit = resolve_threshold(band, threshold)
     if k < 1:
         raise LookalikeError(f"k must be at least 1, got {k}")
-    space = StoreSpace(store, k)
+    space = StoreSpace(store, k, exclude)
     floor = min(limit, ORIENTATION_FLOOR) if orientations else limit
     pairs = candidate_pairs(space.chunks(), space.neighbours, floor)
     if orientations and len(pairs):

@@ -450,13 +450,16 @@ def create_app(config: ServerConfig) -> FastAPI:
         ] = None,
         threshold: Annotated[float | None, Query(gt=0, le=1, description="or this score")] = None,
         orientations: Annotated[bool, Query(description="find turned copies too")] = False,
+        exclude: Annotated[
+            str | None, Query(description="leave out the images under this absolute folder")
+        ] = None,
         offset: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
     ) -> DuplicatesOut:
         """Groups of copies, largest first, a page at a time (the scan is cached until the
         index changes, so paging through thousands of groups stays fast)."""
         started = time.perf_counter()
-        scan = await service.run(service.duplicates, band, threshold, orientations)
+        scan = await service.run(service.duplicates, band, threshold, orientations, exclude)
         groups = [
             GroupOut(
                 key=g.key,

@@ -95,7 +95,7 @@ class Service:
         self.jobs = JobRunner(config.index_dir, self.embedder)
         self._collection: tuple[int, list[ImageRecord]] = (-1, [])
         self._collection_mutex = threading.Lock()
-        self._scans: dict[tuple[float, bool], DuplicateScan] = {}
+        self._scans: dict[tuple[float, bool, str], DuplicateScan] = {}
         self._scan_mutex = threading.Lock()
 
     def load_model(self) -> None:
@@ -210,23 +210,27 @@ class Service:
             return self._collection[1]
 
     def duplicates(
-        self, band: str | None, threshold: float | None, orientations: bool
+        self, band: str | None, threshold: float | None, orientations: bool, exclude: str | None
     ) -> DuplicateScan:
         """The groups of copies (:meth:`Index.duplicates`), scanned once per generation of
-        the index and settings: the pages of one scan come from memory."""
+        the index and settings: the pages of one scan come from memory. Images under
+        ``exclude`` (the folder copies are moved into) are left out."""
         limit = resolve_threshold(band, threshold)
+        skip = os.path.normpath(exclude) if exclude and os.path.isabs(exclude) else ""
         if orientations:
             self.embedder()  # turned copies are embedded turned
         with self._scan_mutex:  # one scan at a time: the others wait and reuse it
             generation = self.index.generation()
-            scan = self._scans.get((limit, orientations))
+            scan = self._scans.get((limit, orientations, skip))
             if scan is None or scan.generation != generation:
-                groups = self.index.duplicates(threshold=limit, orientations=orientations)
+                groups = self.index.duplicates(
+                    threshold=limit, orientations=orientations, exclude=[skip] if skip else []
+                )
                 scan = DuplicateScan(generation, limit, orientations, groups)
                 self._scans = {
                     key: s for key, s in self._scans.items() if s.generation == generation
                 }
-                self._scans[(limit, orientations)] = scan
+                self._scans[(limit, orientations, skip)] = scan
             return scan
 
     def paths_of(self, image_ids: list[int]) -> list[str]:

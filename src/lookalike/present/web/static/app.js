@@ -664,6 +664,8 @@ function dupesQuery() {
     limit: String(GROUPS_PER_PAGE),
   });
   if ($("dupes-orientations").checked) params.set("orientations", "true");
+  // Copies already moved into the destination folder are not shown again.
+  if ($("dupes-destination").value.trim()) params.set("exclude", $("dupes-destination").value.trim());
   return params;
 }
 
@@ -709,7 +711,9 @@ function memberFigure(item, isKeeper, group) {
   caption.className = "caption";
   const size = item.width ? `${item.width}×${item.height}` : "";
   caption.append(
-    span("badge", isKeeper ? "keep" : `${item.score.toFixed(3)} ${item.band}`),
+    // Scores are with the suggested keeper, which has none of its own.
+    span("badge", isKeeper ? "keep"
+      : item.score === undefined ? "suggested keeper" : `${item.score.toFixed(3)} ${item.band}`),
     item.transform ? span("transform", item.transform) : "",
     span("name", name), span("dir", dir),
     span("size", [size, formatBytes(item.size), item.taken_at ? item.taken_at.replace("T", " ") : ""]
