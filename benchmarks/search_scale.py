@@ -19,6 +19,12 @@ For each index kind: build time, bytes per vector (the serialised index), p50 / 
 one query on one thread, queries/s of a batch of 1,000 on 1 and 2 threads, and recall@10 of
 the held-out real queries against exact search. ``--json`` prints one JSON object per kind per
 line (kind, n, p50_ms, p99_ms, recall_at_10, bytes_per_vector, ...). Prints the load average.
+
+With ``--store DIR`` each N is also written through the product's own store under DIR, and
+its row (``"kind": "store"``) adds the first build, a searching process's memory, the cost of
+adding and removing 1,000 images and of one merge, and the whole ``lookalike search``,
+``info`` and unchanged ``index`` commands: see ``store_scale.py``. ``--kinds`` with no names
+skips the bare FAISS kinds.
 """
 
 from __future__ import annotations
@@ -174,7 +180,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[100_000])
     parser.add_argument("--views", type=int, default=7)
     parser.add_argument("--spread", type=float, default=0.35)
-    parser.add_argument("--kinds", nargs="+", default=None, help="a subset of the kinds")
+    parser.add_argument("--kinds", nargs="*", default=None, help="a subset of the kinds")
+    parser.add_argument("--store", type=Path, help="also measure the product's store here")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
@@ -192,11 +199,17 @@ def main() -> None:
         faiss.omp_set_num_threads(2)
         _, truth = exact.search(queries, K)
         for kind, make in kinds(n).items():
-            if args.kinds and kind not in args.kinds:
+            if args.kinds is not None and kind not in args.kinds:
                 continue
             row = measure(kind, make, base, queries, truth, rng)
             row["load"] = round(os.getloadavg()[0], 2)
             print(json.dumps(row) if args.json else "  ".join(f"{k}={v}" for k, v in row.items()))
+        if args.store:
+            from store_scale import measure_store
+
+            photo = next(iter(sorted((args.data / "photos").rglob("*.jpg"))))
+            del exact
+            measure_store(args.store / f"n{n}", base, queries, truth, photo)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,9 @@ class IndexInfo:
     skipped: int
     disk_bytes: int
     whitening_dim: int | None = None  # searched in this many whitened dimensions, if learned
-    store: str = ""  # the kind of store and vector index, e.g. "sqlite+faiss-flat"
+    store: str = ""  # the kind of store, e.g. "sqlite+faiss"
+    vector_index: str = "flat"  # what searches run on, e.g. "ivf2048-sq8 nprobe=16"
+    recall_at_10: float | None = None  # measured against exact search (info --recall)
 
 
 class Index:
@@ -372,7 +374,15 @@ class Index:
             disk_bytes=info.disk_bytes,
             whitening_dim=info.whitening_dim,
             store=info.kind,
+            vector_index=info.vector_index,
+            recall_at_10=info.recall_at_10,
         )
+
+    def measure_recall(self, queries: int = 200) -> float:
+        """recall@10 of this index's search against exact search, with ``queries`` stored
+        vectors as the queries (each leaving itself out); kept for ``info`` and the web's
+        ``/api/stats``. Reads every stored vector once."""
+        return self.store.measure_recall(queries)
 
     def skipped(self) -> list[tuple[str, str]]:
         """(path, reason) of every file the index holds as skipped."""

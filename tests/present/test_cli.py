@@ -161,6 +161,10 @@ def test_remove_drops_files(run_cli: Cli, photos: Path, tmp_path: Path) -> None:
         == "removed 1 file(s)\n"
     )
     assert "images    7" in run_cli("info", "--index", idx, check=True).stdout
+    assert "vectors   flat\n" in run_cli("info", "--index", idx, check=True).stdout
+    measured = run_cli("info", "--recall", "--json", "--index", idx, check=True).stdout
+    assert json.loads(measured)["recall_at_10"] == 1.0  # exact search finds all it should
+    assert "vectors   flat, recall@10 1.000" in run_cli("info", "--index", idx).stdout
 
 
 # crashes and concurrent writers

@@ -19,7 +19,7 @@ from lookalike import Index
 from lookalike.errors import LookalikeWarning, StoreError
 from lookalike.store import LocalStore, Upsert
 from lookalike.store.check import backup_index, check_index
-from lookalike.store.vectors import saved_generations
+from lookalike.store.vectors import save_base, saved_generations
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 DIM = 8
@@ -180,7 +180,7 @@ def test_a_full_disk_is_one_clear_error_and_leaves_no_temporary_file(tmp_path: P
         with pytest.raises(
             StoreError, match=r"vectors-\d+\.faiss: No space left on device \(nothing is lost"
         ):
-            store.vectors.save(store.directory, store.catalogue)
+            save_base(store.directory, store.catalogue, np.random.default_rng(0))
         assert not [n for n in os.listdir(mount / "idx") if n.endswith(".tmp")]
     finally:
         store.close()

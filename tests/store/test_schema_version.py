@@ -38,20 +38,22 @@ def test_a_v1_index_is_migrated_on_open_and_still_answers(v1_index: Path, tmp_pa
     assert meta(v1_index)["schema_version"] == "1"
     with Index.open(v1_index) as index:
         info = index.info()
-        assert (info.images, info.skipped, info.store) == (4, 1, "sqlite+faiss-flat")
+        assert (info.images, info.skipped, info.store) == (4, 1, "sqlite+faiss")
         assert index.skipped() == [
             ("/fixture/photos/broken.jpg", "not an image, or a format this build cannot read")
         ]
-        # The vectors made by the old code are found by today's model, photo by photo.
+        # The vectors made by the old code are found by today's model, photo by photo. Not
+        # 0.99: int8 kernels round differently by CPU (on AVX2 without VNNI, 0.896 for
+        # coffee), while another photo scores at most 0.6.
         photos = write_photos(tmp_path / "photos", ("chelsea", "coffee", "rocket", "astronaut"))
         for photo in photos:
             best = index.search(photo.read_bytes(), k=1)[0]
-            assert best.path == f"/fixture/photos/{photo.name}" and best.score > 0.99
+            assert best.path == f"/fixture/photos/{photo.name}" and best.score > 0.85
     migrated = meta(v1_index)
     assert migrated["schema_version"] == str(SCHEMA_VERSION)
     # int8 vectors depend on their calibration: the id now says which (the v1 one).
     assert migrated["model_id"] == "mobilenet_v2-gap-letterbox224-int8-76bed7c8"
-    assert (migrated["store"], migrated["vector_index"]) == ("sqlite", "faiss-flat")
+    assert (migrated["store"], migrated["vector_index"]) == ("sqlite", "faiss")
     assert len(migrated["index_uid"]) == 32
     with Index.open(v1_index) as again:  # a second open finds nothing left to migrate
         assert again.info().model_id == migrated["model_id"]

@@ -28,7 +28,7 @@ class StoreInfo:
     """What a store says about itself, for ``lookalike info`` and ``/api/stats``."""
 
     location: str  # a directory, or a URL for a remote store
-    kind: str  # e.g. "sqlite+faiss-flat"
+    kind: str  # e.g. "sqlite+faiss"
     model_name: str
     model_id: str
     dim: int
@@ -36,6 +36,8 @@ class StoreInfo:
     skipped: int
     disk_bytes: int
     whitening_dim: int | None  # searched in this many whitened dimensions, if learned
+    vector_index: str = "flat"  # the kind of vector index searched, e.g. "ivf2048-sq8 nprobe=16"
+    recall_at_10: float | None = None  # its last measured recall@10 against exact search
 
 
 class Store(Protocol):
@@ -95,6 +97,11 @@ class Store(Protocol):
         ...
 
     def info(self) -> StoreInfo: ...
+
+    def measure_recall(self, queries: int) -> float:
+        """recall@10 of :meth:`search` against exact search, ``queries`` stored vectors as
+        queries (each leaving itself out), and kept for :meth:`info`."""
+        ...
 
     def class_table(self, filters: Filters | None = None) -> ClassTable:
         """The stored top ImageNet classes of the embedded images ``filters`` keeps."""

@@ -41,8 +41,9 @@ from lookalike.store.record import (
 from lookalike.store.whitening import Whitening
 
 # 3: images.warnings (decode warnings), added by _migrate_from_v1; 4: the classes table;
-# 5: the not_duplicates table (verdicts of ``lookalike dupes``)
-SCHEMA_VERSION = 5
+# 5: vector_file_samples (sampled checksums of large bases), vector_index 'faiss';
+# 6: the not_duplicates table (verdicts of ``lookalike dupes``)
+SCHEMA_VERSION = 6
 COLUMNS = ", ".join(RECORD_FIELDS)
 
 SCHEMA = f"""
@@ -62,6 +63,11 @@ CREATE TABLE IF NOT EXISTS removed (id INTEGER NOT NULL, generation INTEGER NOT 
 CREATE INDEX IF NOT EXISTS removed_generation ON removed (generation);
 -- The sha256 of each saved vector cache file, written before the file takes its name.
 CREATE TABLE IF NOT EXISTS vector_files (generation INTEGER PRIMARY KEY, sha256 TEXT NOT NULL);
+-- ... and of its sampled blocks (vectors.sampled_sha256), checked on open instead of every byte.
+CREATE TABLE IF NOT EXISTS vector_file_samples (
+    generation INTEGER PRIMARY KEY,
+    sha256     TEXT NOT NULL
+);
 -- A learned transform of the stored vectors (PCA-whitening), applied to them and to queries.
 CREATE TABLE IF NOT EXISTS whitening (one INTEGER PRIMARY KEY CHECK (one = 1), data BLOB NOT NULL);
 -- Each embedded image's top ImageNet classes (uint16 ids, float16 probabilities), for search
@@ -369,6 +375,29 @@ class Catalogue:
         ).fetchone()
         return str(row[0]) if row else None
 
+    def vector_file_sample(self, generation: int) -> str | None:
+        row = self.conn.execute(
+            "SELECT sha256 FROM vector_file_samples WHERE generation = ?", (generation,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def vectors_of(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """id -> stored vector float32 (dim,) of those of ``ids`` that have one."""
+        found: dict[int, np.ndarray] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(f"SELECT id, vector FROM vectors WHERE id IN ({marks})", chunk)
+            found.update((i, np.frombuffer(blob, dtype=np.float32)) for i, blob in rows)
+        return found
+
+    def recall(self) -> tuple[float, int, str] | None:
+        """The last measured recall@10 of the vector index: (recall, generation, how)."""
+        meta = self.meta()
+        if "recall_at_10" not in meta:
+            return None
+        return float(meta["recall_at_10"]), int(meta["recall_generation"]), meta["recall_how"]
+
     def removal_log_since(self) -> int:
         """The generation from which the removal log is complete."""
         return int(self.meta().get("removed_log_since", "0"))
@@ -470,16 +499,39 @@ class Catalogue:
             )
         return generation
 
-    def record_vector_file(self, generation: int, sha256: str) -> None:
+    def record_vector_file(self, generation: int, sha256: str, sampled: str | None) -> None:
+        """The checksums of a base saved at ``generation``: of every byte and of sampled
+        blocks (None: none, as for bases adopted from an older lookalike)."""
         with self.transaction() as tx:
             tx.execute(
                 "INSERT OR REPLACE INTO vector_files (generation, sha256) VALUES (?, ?)",
                 (generation, sha256),
             )
+            tx.execute("DELETE FROM vector_file_samples WHERE generation = ?", (generation,))
+            if sampled is not None:
+                tx.execute(
+                    "INSERT INTO vector_file_samples (generation, sha256) VALUES (?, ?)",
+                    (generation, sampled),
+                )
 
     def forget_vector_files(self, keep: int) -> None:
         with self.transaction() as tx:
             tx.execute("DELETE FROM vector_files WHERE generation != ?", (keep,))
+            tx.execute("DELETE FROM vector_file_samples WHERE generation != ?", (keep,))
+
+    def set_meta(self, items: dict[str, str]) -> None:
+        with self.transaction() as tx:
+            tx.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", items.items())
+
+    def record_recall(self, generation: int, recall: float, how: str) -> None:
+        """Keep a measured recall@10 of the vector index at ``generation``."""
+        self.set_meta(
+            {
+                "recall_at_10": f"{recall:.4f}",
+                "recall_generation": str(generation),
+                "recall_how": how,
+            }
+        )
 
     def prune_removal_log(self, upto: int) -> None:
         """Forget removals at or before ``upto`` (a generation a vector file was saved at)."""
@@ -535,7 +587,7 @@ def _record(row: Sequence[object]) -> ImageRecord:
 
 
 def _migrate_from_v1(tx: sqlite3.Connection) -> None:
-    """Schema 1 (lookalike before the store protocol), 2, 3 or 4 -> 5, in the caller's
+    """Schema 1 (lookalike before the store protocol), 2, 3, 4 or 5 -> 6, in the caller's
     transaction.
 
     Adds the tables and columns that came later, records the kind of store and vector index
@@ -559,7 +611,7 @@ def _migrate_from_v1(tx: sqlite3.Connection) -> None:
         [
             ("model_id", renamed),
             ("store", meta.get("store", "sqlite")),
-            ("vector_index", meta.get("vector_index", "faiss-flat")),
+            ("vector_index", "faiss"),  # a v1-v4 'faiss-flat' file is a valid exact base
             ("index_uid", meta.get("index_uid", uuid.uuid4().hex)),
             ("schema_version", str(SCHEMA_VERSION)),
         ],

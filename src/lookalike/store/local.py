@@ -1,8 +1,8 @@
 """The embedded store: a SQLite catalogue and a FAISS vector index in one directory.
 
-Layout of ``DIR``: ``catalogue.sqlite`` (+ WAL files), ``vectors-<generation>.faiss``,
-``write.lock``. Readers open freely; writers take the lock (see :meth:`LocalStore.writing`).
-Nothing else opens these files.
+Layout of ``DIR``: ``catalogue.sqlite`` (+ WAL files), ``vectors-<generation>.faiss`` (the
+base of the vector index, see :mod:`lookalike.store.vectors`), ``write.lock``. Readers open
+freely; writers take the lock (see :meth:`LocalStore.writing`). Nothing else opens these files.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 from lookalike.embed.classes import TopClasses
 from lookalike.errors import IndexNotFoundError, LookalikeError, StoreError
 from lookalike.search.filters import Filters
+from lookalike.store import ann
 from lookalike.store.base import Ranking, StoreInfo
 from lookalike.store.catalogue import SCHEMA_VERSION, Catalogue, ClassTable, Upsert
 from lookalike.store.lock import WriterLock
@@ -27,7 +28,9 @@ from lookalike.store.vectors import (
     VectorIndex,
     file_sha256,
     remove_temporary_files,
+    save_base,
     saved_generations,
+    wants_merge,
 )
 from lookalike.store.whitening import Whitening
 
@@ -55,7 +58,7 @@ class LocalStore:
         self.catalogue = catalogue
         self._inode = os.stat(catalogue.path).st_ino
         meta = catalogue.meta()
-        if meta.get("vector_index", VECTOR_INDEX_KIND) != VECTOR_INDEX_KIND:
+        if meta.get("vector_index") != VECTOR_INDEX_KIND:
             raise LookalikeError(
                 f"index {self.directory} uses vector index {meta['vector_index']!r}, "
                 f"which this lookalike cannot read"
@@ -155,7 +158,7 @@ class LocalStore:
         """The vector index, caught up with any writes made since (by any process)."""
         with self._mutex:
             self._follow_replacement()
-            if self._vectors is None:
+            if self._vectors is None or self._vectors.outdated(self.directory, self.catalogue):
                 self._vectors = VectorIndex.load(self.directory, self.dim, self.catalogue)
             else:
                 self._vectors.catch_up(self.catalogue)
@@ -165,10 +168,17 @@ class LocalStore:
         """Top ``k`` (record, score) per query row, best first; queries are float32 (n, dim).
 
         Filters travel into FAISS as the set of catalogue ids that pass them, so a narrow
-        filter still returns ``k`` results when that many pass."""
+        filter still returns ``k`` results when that many pass. An approximate index proposes
+        a short list (``ann.shortlist``), re-scored with the exact stored vectors: scores are
+        always cosines."""
         allowed = self.catalogue.matching_ids(filters) if filters and filters.active else None
         with self._mutex:
-            scores, ids = self.vectors.search(queries, k, allowed)
+            vectors = self.vectors
+            if vectors.approximate:
+                scores, ids = vectors.search(queries, ann.shortlist(k), allowed)
+                scores, ids = self._rescore(vectors, queries, ids, k)
+            else:
+                scores, ids = vectors.search(queries, k, allowed)
         records = self.catalogue.records(sorted({int(i) for i in ids.ravel() if i >= 0}))
         return [
             [
@@ -178,6 +188,24 @@ class LocalStore:
             ]
             for row_s, row_i in zip(scores, ids, strict=True)
         ]
+
+    def _rescore(
+        self, vectors: VectorIndex, queries: np.ndarray, ids: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``k`` of each row's candidate ``ids`` by exact inner product."""
+        stored = self.catalogue.vectors_of(sorted({int(i) for i in ids.ravel() if i >= 0}))
+        queries = vectors.transform(queries)
+        out_scores = np.full((len(ids), k), -np.inf, np.float32)
+        out_ids = np.full((len(ids), k), -1, np.int64)
+        for row, (query, candidates) in enumerate(zip(queries, ids, strict=True)):
+            known = [int(i) for i in candidates if int(i) in stored]
+            if not known:
+                continue
+            exact = vectors.transform(np.stack([stored[i] for i in known])) @ query
+            best = np.argsort(-exact, kind="stable")[:k]
+            out_scores[row, : len(best)] = exact[best]
+            out_ids[row, : len(best)] = np.asarray(known, np.int64)[best]
+        return out_scores, out_ids
 
     def count(self) -> int:
         return self.catalogue.count("ok")
@@ -217,9 +245,12 @@ class LocalStore:
 
     def info(self) -> StoreInfo:
         whitening = self.catalogue.whitening()
+        recall = self.catalogue.recall()
         return StoreInfo(
             location=self.location,
             kind=f"{STORE_KIND}+{VECTOR_INDEX_KIND}",
+            vector_index=self.catalogue.meta().get("vector_base", "flat"),
+            recall_at_10=recall[0] if recall else None,
             model_name=self.model_name,
             model_id=self.model_id,
             dim=self.dim,
@@ -228,6 +259,27 @@ class LocalStore:
             disk_bytes=sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file()),
             whitening_dim=whitening.dim if whitening else None,
         )
+
+    def measure_recall(self, queries: int) -> float:
+        ids = self.catalogue.matching_ids(Filters())
+        chosen = np.random.default_rng().choice(ids, min(queries, len(ids)), replace=False)
+        stored = self.catalogue.vectors_of(chosen.tolist())
+        raw = np.stack([stored[int(i)] for i in chosen]) if len(chosen) else None
+        if raw is None:
+            return 1.0
+        with self._mutex:
+            vectors = self.vectors
+            generation = vectors.generation
+        truth = ann.ExactTopK(vectors.transform(raw), ann.K + 1)
+        for chunk_ids, chunk in self.catalogue.vectors_since(0):
+            truth.update(chunk_ids, vectors.transform(chunk))
+        found = np.full((len(raw), ann.K + 1), -1, np.int64)
+        for row, ranking in enumerate(self.search(raw, ann.K + 1)):
+            found[row, : len(ranking)] = [record.id for record, _ in ranking]
+        recall = ann.recall_at_k(found, truth.ids, self_first=True)
+        if self.catalogue.writable:
+            self.catalogue.record_recall(generation, recall, f"{len(raw)} stored vectors")
+        return recall
 
     def class_table(self, filters: Filters | None = None) -> ClassTable:
         allowed = self.catalogue.matching_ids(filters) if filters and filters.active else None
@@ -257,11 +309,12 @@ class LocalStore:
             yield self
         finally:
             try:
-                # A run that wrote nothing (an unchanged folder) loads no vectors.
-                if self.catalogue.generation() != started_at:
-                    vectors = self.vectors
-                    vectors.save(self.directory, self.catalogue)
-                    self.catalogue.prune_removal_log(vectors.generation)
+                # A run that wrote nothing (an unchanged folder) loads no vectors; one that
+                # wrote a little to a large index leaves it in the delta (vectors.wants_merge).
+                if self.catalogue.generation() != started_at and wants_merge(
+                    self.directory, self.catalogue
+                ):
+                    save_base(self.directory, self.catalogue, np.random.default_rng(0))
             finally:
                 lock.release()
                 self._lock = None
@@ -297,4 +350,4 @@ def _adopt_unchecked_vector_files(directory: Path, catalogue: Catalogue) -> None
     for generation in saved_generations(directory):
         if catalogue.vector_file_checksum(generation) is None:
             path = directory / f"vectors-{generation}.faiss"
-            catalogue.record_vector_file(generation, file_sha256(path))
+            catalogue.record_vector_file(generation, file_sha256(path), None)
