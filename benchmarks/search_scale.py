@@ -182,6 +182,7 @@ def main() -> None:
     parser.add_argument("--spread", type=float, default=0.35)
     parser.add_argument("--kinds", nargs="*", default=None, help="a subset of the kinds")
     parser.add_argument("--store", type=Path, help="also measure the product's store here")
+    parser.add_argument("--compact", action="store_true", help="and a compact store (--store)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
@@ -210,6 +211,8 @@ def main() -> None:
             photo = next(iter(sorted((args.data / "photos").rglob("*.jpg"))))
             del exact
             measure_store(args.store / f"n{n}", base, queries, truth, photo)
+            if args.compact:
+                measure_store(args.store / f"n{n}", base, queries, truth, photo, compact=True)
 
 
 if __name__ == "__main__":

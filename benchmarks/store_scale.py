@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -42,7 +43,9 @@ LINKS_PER_FILE = 50_000
 CLASSES = TopClasses(np.arange(10, dtype=np.uint16), np.full(10, 0.1, np.float16))
 
 
-def build_store(directory: Path, base: np.ndarray) -> tuple[LocalStore, list[Path], float]:
+def build_store(
+    directory: Path, base: np.ndarray, compact: bool
+) -> tuple[LocalStore, list[Path], float]:
     """An index at ``directory / "index"`` holding ``base``; (store, file paths, build s)."""
     files = directory / "files"
     shutil.rmtree(directory, ignore_errors=True)
@@ -62,7 +65,7 @@ def build_store(directory: Path, base: np.ndarray) -> tuple[LocalStore, list[Pat
         stats.append(stat)
         if i % LINKS_PER_FILE == LINKS_PER_FILE - 1 or i == len(base) - 1:
             one.unlink()
-    index = Index.create(directory / "index")
+    index = Index.create(directory / "index", compact=compact)
     store = index.store
     assert isinstance(store, LocalStore)
     started = time.perf_counter()
@@ -218,15 +221,25 @@ def disk(directory: Path) -> dict[str, object]:
     index = directory / "index"
     catalogue = sum(p.stat().st_size for p in index.glob("catalogue.sqlite*"))
     bases = sum(p.stat().st_size for p in index.glob("vectors-*.faiss"))
-    return {"catalogue_bytes": catalogue, "base_bytes": bases}
+    with sqlite3.connect(index / "catalogue.sqlite") as conn:  # the vectors table's pages
+        vector_pages = conn.execute(
+            "SELECT sum(pgsize) FROM dbstat WHERE name IN ('vectors', 'vectors_generation')"
+        ).fetchone()[0]
+    return {"catalogue_bytes": catalogue, "base_bytes": bases, "vector_table_bytes": vector_pages}
 
 
 def measure_store(
-    directory: Path, base: np.ndarray, queries: np.ndarray, truth: np.ndarray, query: Path
+    directory: Path,
+    base: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    query: Path,
+    compact: bool = False,
 ) -> dict[str, object]:
     """One JSON row for the product's store at ``len(base)`` images."""
-    store, paths, build_s = build_store(directory, base)
-    row: dict[str, object] = {"kind": "store", "n": len(base), "build_s": round(build_s, 1)}
+    store, paths, build_s = build_store(directory, base, compact)
+    kind = "store-compact" if compact else "store"
+    row: dict[str, object] = {"kind": kind, "n": len(base), "build_s": round(build_s, 1)}
     info = store.info()
     row["vector_index"] = info.vector_index
     row["build_recall_at_10"] = info.recall_at_10
@@ -235,6 +248,7 @@ def measure_store(
     sizes = disk(directory)
     row["bytes_per_vector"] = round(sizes["base_bytes"] / len(base), 1)  # type: ignore[operator]
     row["catalogue_bytes_per_image"] = round(sizes["catalogue_bytes"] / len(base), 1)  # type: ignore[operator]
+    row["vector_table_bytes_per_image"] = round(sizes["vector_table_bytes"] / len(base), 1)  # type: ignore[operator]
     row.update(updates(store, paths, base[::-1].copy()))
     store.close()
     row.update(whole_commands(directory, query))

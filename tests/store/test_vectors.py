@@ -13,6 +13,7 @@ from lookalike.errors import LookalikeWarning
 from lookalike.search.filters import Filters
 from lookalike.store import LocalStore, ann, vectors
 from lookalike.store.catalogue import Upsert
+from lookalike.store.codec import CompactCodec
 from lookalike.store.vectors import saved_generations
 
 DIM = 32
@@ -159,3 +160,30 @@ def test_recall_leaves_each_query_itself_out() -> None:
     found = np.array([[5, 1, 9], [4, 6, 3]])
     assert ann.recall_at_k(found, truth, k=2, self_first=True) == 0.75
     assert ann.recall_at_k(found, truth, k=2) == 1.0  # the first columns count too
+
+
+def test_compact_codes_keep_a_vector_in_808_bytes_close_to_itself() -> None:
+    codec = CompactCodec()
+    data = clustered(50)
+    blobs = codec.encode(data)
+    assert {len(b) for b in blobs} == {codec.blob_size(DIM)} == {8 + 4 * 5}
+    decoded = codec.decode(blobs, DIM)
+    assert np.allclose(np.linalg.norm(decoded, axis=1), 1.0, atol=1e-5)
+    assert (decoded * data).sum(axis=1).min() > 0.99
+    assert codec.blob_size(1280) == 808
+
+
+def test_a_compact_store_keeps_small_vectors_and_searches_through_product_codes(
+    tmp_path: Path, limits: None
+) -> None:
+    store = LocalStore.create(tmp_path / "idx", "m", "m", DIM, compact=True)
+    data = clustered(2000)
+    fill(store, data)
+    info = store.info()
+    assert info.compact and info.vector_index.startswith("ivf") and "pq8" in info.vector_index
+    (first, score), *_ = store.search(data[7:8], 5)[0]
+    assert first.path == "/p/7.jpg" and score == pytest.approx(1.0, abs=0.01)
+    assert store.measure_recall(100) >= 0.85
+    reopened = LocalStore.open(tmp_path / "idx")  # the codec is the index's, not the caller's
+    assert reopened.compact and reopened.vector(first.id) is not None
+    assert float(reopened.vector(first.id) @ data[7]) > 0.99  # type: ignore[operator]

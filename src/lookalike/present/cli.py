@@ -128,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         "measured to hurt category search on clip art, so it is off unless asked for",
     )
     whiten.add_argument("--no-whiten", action="store_true", help="drop a learned whitening")
+    p.add_argument(
+        "--compact",
+        action="store_true",
+        help="for a new index: keep vectors in under 1 KB an image (5 bits a dimension on "
+        "disk, 64-byte codes in memory from 20,000 images on), for recall@10 about 0.9 "
+        "against the full vectors' 0.95+ (see README: Large collections)",
+    )
     p.set_defaults(run=run_index)
 
     p = sub.add_parser(
@@ -232,7 +239,9 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
     quiet = getattr(args, "quiet", False)
     model = getattr(args, "model", None)
     with (
-        Index.open_or_create(settings.index, model, args.weights, settings.model) as index,
+        Index.open_or_create(
+            settings.index, model, args.weights, settings.model, args.compact
+        ) as index,
         progress_bar(quiet) as progress,
     ):
         report = index.add(
@@ -316,7 +325,8 @@ def run_info(args: argparse.Namespace, settings: Settings) -> int:
     print(f"images    {info.images}\nskipped   {info.skipped}")
     print(f"disk      {info.disk_bytes / 1e6:.1f} MB")
     recall = "" if info.recall_at_10 is None else f", recall@10 {info.recall_at_10:.3f}"
-    print(f"vectors   {info.vector_index}{recall}")
+    compact = ", compact" if info.compact else ""
+    print(f"vectors   {info.vector_index}{compact}{recall}")
     for path, reason in skipped:
         print(f"skipped {display_path(path)}: {reason}")
     return 0

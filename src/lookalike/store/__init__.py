@@ -41,6 +41,9 @@ def prepare_location(location: str | Path) -> None:
     LocalStore.make_directory(Path(location))
 
 
-def create_store(location: str | Path, model_name: str, model_id: str, dim: int) -> Store:
-    """A new, empty store at ``location`` for vectors of ``model_id`` (``dim`` floats)."""
-    return LocalStore.create(Path(location), model_name, model_id, dim)
+def create_store(
+    location: str | Path, model_name: str, model_id: str, dim: int, compact: bool = False
+) -> Store:
+    """A new, empty store at ``location`` for vectors of ``model_id`` (``dim`` floats);
+    ``compact`` keeps them in under 1 KB an image (store/codec.py, store/ann.py)."""
+    return LocalStore.create(Path(location), model_name, model_id, dim, compact)

@@ -31,6 +31,7 @@ from lookalike.embed.classes import TopClasses
 from lookalike.errors import LookalikeError, StoreError
 from lookalike.files.paths import from_stored, to_stored
 from lookalike.search.filters import Filters
+from lookalike.store.codec import CODECS, VectorCodec
 from lookalike.store.record import (
     META_FIELDS,
     RECORD_FIELDS,
@@ -344,9 +345,27 @@ class Catalogue:
         row = self.conn.execute("SELECT data FROM whitening").fetchone()
         return Whitening.from_bytes(row[0]) if row else None
 
+    @functools.cached_property
+    def codec(self) -> VectorCodec:
+        """How vectors are stored (meta ``vector_codec``: float32, or compact 'u5')."""
+        name = self.meta().get("vector_codec", "float32")
+        if name not in CODECS:
+            raise LookalikeError(
+                f"index {self.path.parent} stores vectors as {name!r}, which "
+                "this lookalike cannot read"
+            )
+        return CODECS[name]
+
+    @functools.cached_property
+    def dim(self) -> int:
+        return int(self.meta()["dim"])
+
+    def _decode(self, blobs: list[bytes]) -> np.ndarray:
+        return self.codec.decode(blobs, self.dim)
+
     def vector(self, image_id: int) -> np.ndarray | None:
         row = self.conn.execute("SELECT vector FROM vectors WHERE id = ?", (image_id,)).fetchone()
-        return np.frombuffer(row[0], dtype=np.float32) if row else None
+        return self._decode([row[0]])[0] if row else None
 
     def vectors_since(self, generation: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Chunks of (ids int64 (n,), vectors float32 (n, d)) written after ``generation``.
@@ -358,7 +377,7 @@ class Catalogue:
         )
         while chunk := rows.fetchmany(4096):
             ids = np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk))
-            yield ids, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in chunk])
+            yield ids, self._decode([r[1] for r in chunk])
 
     def ids_changed_since(self, generation: int) -> np.ndarray:
         """Ids whose vectors were removed or replaced after ``generation`` (int64)."""
@@ -387,8 +406,11 @@ class Catalogue:
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(f"SELECT id, vector FROM vectors WHERE id IN ({marks})", chunk)
-            found.update((i, np.frombuffer(blob, dtype=np.float32)) for i, blob in rows)
+            rows = self.conn.execute(
+                f"SELECT id, vector FROM vectors WHERE id IN ({marks})", chunk
+            ).fetchall()
+            decoded = self._decode([blob for _, blob in rows])
+            found.update((i, v) for (i, _), v in zip(rows, decoded, strict=True))
         return found
 
     def recall(self) -> tuple[float, int, str] | None:
@@ -443,7 +465,7 @@ class Catalogue:
                 row = tx.execute(upsert_sql, values).fetchone()
                 _write_classes(tx, row[0], u.classes)
                 if u.vector is not None:
-                    blob = np.ascontiguousarray(u.vector, dtype=np.float32).tobytes()
+                    (blob,) = self.codec.encode(u.vector[None])
                     tx.execute(
                         "INSERT OR REPLACE INTO vectors (id, generation, vector) VALUES (?, ?, ?)",
                         (row[0], generation, blob),

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lookalike.errors import StoreError
 from lookalike.store.catalogue import SCHEMA, Catalogue
+from lookalike.store.codec import CODECS
 from lookalike.store.local import CATALOGUE_FILE, LocalStore
 from lookalike.store.lock import WriterLock
 from lookalike.store.vectors import file_sha256, saved_generations
@@ -83,11 +84,12 @@ def check_index(directory: Path) -> CheckReport:
             ).fetchone()[0]
             if missing:
                 report.problems.append(f"{missing} embedded image(s) have no vector")
+            codec = CODECS[meta.get("vector_codec", "float32")]
             wrong = conn.execute(
-                "SELECT count(*) FROM vectors WHERE length(vector) != ?", (4 * dim,)
+                "SELECT count(*) FROM vectors WHERE length(vector) != ?", (codec.blob_size(dim),)
             ).fetchone()[0]
             if wrong:
-                report.problems.append(f"{wrong} vector(s) are not {dim} float32 values")
+                report.problems.append(f"{wrong} vector(s) are not {dim} {codec.name} values")
     except (sqlite3.Error, KeyError, ValueError) as exc:
         report.problems.append(f"sqlite: {exc}")
         return report

@@ -21,6 +21,7 @@ from lookalike.search.filters import Filters
 from lookalike.store import ann
 from lookalike.store.base import Ranking, StoreInfo
 from lookalike.store.catalogue import SCHEMA_VERSION, Catalogue, ClassTable, Upsert
+from lookalike.store.codec import CompactCodec, Float32Codec
 from lookalike.store.lock import WriterLock
 from lookalike.store.record import ImageRecord
 from lookalike.store.vectors import (
@@ -67,6 +68,7 @@ class LocalStore:
         self.model_id = meta["model_id"]
         self.dim = int(meta["dim"])
         self.uid = meta["index_uid"]
+        self.compact = catalogue.codec.name != Float32Codec.name
 
     def _follow_replacement(self) -> None:
         """If the directory now holds another index (deleted and made again while this
@@ -90,8 +92,11 @@ class LocalStore:
         self._vectors = None
 
     @classmethod
-    def create(cls, directory: Path, model_name: str, model_id: str, dim: int) -> LocalStore:
-        """Make a new, empty index at ``directory`` (which may exist but hold no index)."""
+    def create(
+        cls, directory: Path, model_name: str, model_id: str, dim: int, compact: bool = False
+    ) -> LocalStore:
+        """Make a new, empty index at ``directory`` (which may exist but hold no index);
+        ``compact``: vectors stored in 5 bits a dimension and searched by 64-byte codes."""
         cls.make_directory(directory)
         if cls.exists(directory):
             raise LookalikeError(f"an index already exists at {directory}")
@@ -104,6 +109,7 @@ class LocalStore:
                     "dim": str(dim),
                     "store": STORE_KIND,
                     "vector_index": VECTOR_INDEX_KIND,
+                    "vector_codec": (CompactCodec() if compact else Float32Codec()).name,
                 }
             )
         return cls(directory, catalogue)
@@ -169,13 +175,13 @@ class LocalStore:
 
         Filters travel into FAISS as the set of catalogue ids that pass them, so a narrow
         filter still returns ``k`` results when that many pass. An approximate index proposes
-        a short list (``ann.shortlist``), re-scored with the exact stored vectors: scores are
-        always cosines."""
+        a short list (``ann.shortlist``), re-scored with the stored vectors: scores are
+        cosines (of the decoded vectors, in compact mode)."""
         allowed = self.catalogue.matching_ids(filters) if filters and filters.active else None
         with self._mutex:
             vectors = self.vectors
             if vectors.approximate:
-                scores, ids = vectors.search(queries, ann.shortlist(k), allowed)
+                scores, ids = vectors.search(queries, vectors.shortlist(k), allowed)
                 scores, ids = self._rescore(vectors, queries, ids, k)
             else:
                 scores, ids = vectors.search(queries, k, allowed)
@@ -250,6 +256,7 @@ class LocalStore:
             location=self.location,
             kind=f"{STORE_KIND}+{VECTOR_INDEX_KIND}",
             vector_index=self.catalogue.meta().get("vector_base", "flat"),
+            compact=self.compact,
             recall_at_10=recall[0] if recall else None,
             model_name=self.model_name,
             model_id=self.model_id,

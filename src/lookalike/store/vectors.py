@@ -70,6 +70,10 @@ class VectorIndex:
         """True if the base is an approximate index (its scores are re-scored exactly)."""
         return self.base is not None and ann.describe(self.base) != "flat"
 
+    def shortlist(self, k: int) -> int:
+        """Candidates to ask :meth:`search` for, to re-score exactly for ``k`` results."""
+        return ann.shortlist(self.base, k)
+
     @classmethod
     def load(cls, directory: Path, dim: int, catalogue: Catalogue) -> VectorIndex:
         """The newest usable base, memory-mapped, with the catalogue's later changes replayed.
@@ -215,7 +219,7 @@ def save_base(directory: Path, catalogue: Catalogue, rng: np.random.Generator) -
             index.add_with_ids(vectors, ids)
         recall = None
     else:
-        built = ann.build_index(dim, n, chunks, rng)
+        built = ann.build_index(dim, n, chunks, rng, compact=catalogue.codec.name != "float32")
         index, recall = built.index, built.recall_at_10
     write_base(directory, generation, index, catalogue)
     if recall is not None:
