@@ -9,6 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from lookalike.dupes import (
+    DuplicateGroup,
+    KeeperRules,
+    MovePlan,
+    UndoReport,
+    apply_moves,
+    find_duplicates,
+    plan_moves,
+    undo_moves,
+)
 from lookalike.embed.interface import Embedder
 from lookalike.errors import ImageError, LookalikeError, ModelMismatchError
 from lookalike.files.walk import is_under
@@ -24,6 +34,7 @@ from lookalike.pipeline import (
 from lookalike.pipeline import commit as commit_batches
 from lookalike.pipeline.plan import absolute_roots, plan_add
 from lookalike.search.filters import Filters
+from lookalike.search.orientation import rank_oriented
 from lookalike.search.query import Hit, Query, SearchResult, TextQuery
 from lookalike.search.ranking import rank
 from lookalike.store import (
@@ -284,13 +295,76 @@ class Index:
         k: int = 10,
         exclude_self: bool = False,
         filters: Filters | None = None,
+        orientations: bool = False,
     ) -> list[SearchResult]:
         """Answer many queries in one batch; a bad query gets an error, not an exception.
 
         ``filters`` keeps only the images that pass them (a folder, a date range, a minimum
         size, a set of ids): the store searches among those alone, so ``k`` results come
-        back whenever ``k`` images pass."""
+        back whenever ``k`` images pass. ``orientations`` also finds turned and mirrored
+        copies (each image query embedded in its eight orientations; ``Hit.transform``)."""
+        if orientations:
+            return rank_oriented(
+                self.store, lambda: self.embedder, queries, k, exclude_self, filters
+            )
         return rank(self.store, lambda: self.embedder, queries, k, exclude_self, filters)
+
+    def duplicates(
+        self,
+        band: str | None = None,
+        threshold: float | None = None,
+        orientations: bool = False,
+        prefer_folders: Sequence[str | Path] = (),
+        prefer_formats: Sequence[str] = (),
+        k: int = 10,
+        exclude: Sequence[str | Path] = (),
+    ) -> list[DuplicateGroup]:
+        """Groups of copies among the indexed images (:mod:`lookalike.dupes`), largest
+        first: every two members score at least the ``threshold`` (default: the lowest score
+        of ``band``, 'edited' unless given). Each group's suggested keeper comes first;
+        ``prefer_folders`` and ``prefer_formats`` come before resolution, size and date.
+        ``orientations`` also finds turned and mirrored copies (loading the model). Images
+        under the ``exclude`` folders (where copies were moved to) are left out."""
+        rules = KeeperRules.of([os.fspath(f) for f in prefer_folders], prefer_formats)
+        return find_duplicates(
+            self.store,
+            band,
+            threshold,
+            orientations,
+            rules,
+            lambda: self.embedder,
+            k,
+            [os.fspath(f) for f in exclude],
+        )
+
+    def mark_not_duplicates(self, paths: Sequence[str | Path]) -> int:
+        """Record that no two of these indexed files are duplicates: later scans keep them
+        apart. Returns how many files the verdict covers."""
+        ids = []
+        for path in paths:
+            record = self.store.record_by_path(os.path.abspath(os.fspath(path)))
+            if record is None or record.status != "ok":
+                raise LookalikeError(f"{path} is not an indexed image")
+            ids.append(record.id)
+        if len(set(ids)) < 2:
+            raise LookalikeError("a 'not duplicates' verdict needs at least two different files")
+        with self.store.writing():
+            self.store.add_not_duplicates(ids)
+        return len(set(ids))
+
+    def plan_moves(self, paths: Sequence[str | Path], destination: str | Path) -> MovePlan:
+        """Where moving these indexed files under ``destination`` would put them (a dry
+        run: nothing moves)."""
+        return plan_moves(self.store, [os.fspath(p) for p in paths], destination)
+
+    def move(self, plan: MovePlan) -> Path:
+        """Carry out a plan: files moved, never deleted or overwritten, the index following
+        them; returns the journal that :meth:`undo_moves` takes."""
+        return apply_moves(self.store, plan)
+
+    def undo_moves(self, journal: str | Path) -> UndoReport:
+        """Put back every file that a journal records as moved."""
+        return undo_moves(self.store, journal)
 
     def record(self, image_id: int) -> ImageRecord | None:
         return self.store.record(image_id)

@@ -84,4 +84,4 @@ def test_eval_cli_usage_errors(
     assert main(["eval"]) == 1
     assert "either DATASET or --copy-detection" in capsys.readouterr().err
     assert main(["eval", str(labelled), "--distractors", str(photos[1])]) == 1
-    assert "--distractors goes with --copy-detection" in capsys.readouterr().err
+    assert "--distractors and --orientations go with --copy-detection" in capsys.readouterr().err

@@ -195,3 +195,20 @@ def test_iter_vectors_gives_every_stored_vector_with_its_id(store: LocalStore) -
     assert set(seen) == set(by_path.values())
     for path, image_id in by_path.items():
         np.testing.assert_array_equal(seen[image_id], unit(int(path[1])))
+
+
+def test_not_duplicate_verdicts_persist_as_pairs_and_leave_with_their_image(
+    tmp_path: Path, store: LocalStore
+) -> None:
+    with store.writing():
+        store.write([upsert("/a.jpg", 1), upsert("/b.jpg", 2), upsert("/c.jpg", 3)])
+        ids = {r.path: r.id for r in store.iter_records()}
+        before = store.generation()
+        assert store.add_not_duplicates([ids["/c.jpg"], ids["/a.jpg"], ids["/b.jpg"]]) > before
+    store.close()
+    store = LocalStore.open(tmp_path / "idx")
+    a, b, c = ids["/a.jpg"], ids["/b.jpg"], ids["/c.jpg"]
+    assert store.not_duplicate_pairs() == {(a, b), (a, c), (b, c)}
+    with store.writing():
+        store.write([], ["/b.jpg"])
+    assert store.not_duplicate_pairs() == {(a, c)}

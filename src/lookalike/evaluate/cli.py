@@ -47,6 +47,11 @@ def add_parser(
     p.add_argument(
         "--distractors", metavar="DIR", help="more images to index (with --copy-detection)"
     )
+    p.add_argument(
+        "--orientations",
+        action="store_true",
+        help="search each copy in its eight orientations (with --copy-detection)",
+    )
     p.add_argument("--workers", type=int, default=None, help="decode processes (default: by cores)")
     p.set_defaults(run=run_eval)
 
@@ -54,8 +59,8 @@ def add_parser(
 def run_eval(args: argparse.Namespace, settings: Settings) -> int:
     if (args.dataset is None) == (args.copy_detection is None):
         raise LookalikeError("give either DATASET or --copy-detection PHOTOS_DIR")
-    if args.copy_detection is None and args.distractors:
-        raise LookalikeError("--distractors goes with --copy-detection")
+    if args.copy_detection is None and (args.distractors or args.orientations):
+        raise LookalikeError("--distractors and --orientations go with --copy-detection")
     if args.copy_detection is not None and args.plot:
         raise LookalikeError("--plot is for a labelled DATASET")
     quiet = getattr(args, "quiet", False) or args.json
@@ -68,6 +73,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
                 weights=args.weights,
                 progress=progress,
                 workers=settings.workers or None,
+                orientations=args.orientations,
             )
             print(json.dumps(copies.as_dict()) if args.json else format_copies(copies))
             return 0

@@ -119,10 +119,12 @@ def copy_detection(
     seed: int = 0,
     progress: Progress | None = None,
     workers: int | None = None,
+    orientations: bool = False,
 ) -> CopyDetectionReport:
     """Index the photos under ``photos`` (and ``distractors``), then search each photo's
     edited copies (``lookalike.evaluate.edits``, fixed ``seed``); a query is found at k when
-    its original is among the first k hits."""
+    its original is among the first k hits. ``orientations`` searches each copy in its eight
+    orientations (``Index.search_many(..., orientations=True)``)."""
     unknown = sorted(set(edits) - set(EDITS))
     if unknown:
         raise DatasetError(f"unknown edit(s) {', '.join(unknown)}; choose from {', '.join(EDITS)}")
@@ -142,7 +144,8 @@ def copy_detection(
             except ImageError:
                 continue  # it was indexed, so it decoded; a file changed meanwhile is left out
             copies: list[Query] = [apply_edit(edit, image, seed) for edit in edits]
-            for edit, result in zip(edits, index.search_many(copies, depth), strict=True):
+            results = index.search_many(copies, depth, orientations=orientations)
+            for edit, result in zip(edits, results, strict=True):
                 found[edit].append([hit.path == original for hit in result.hits])
         indexed = len(index)
     recall = {edit: {k: recall_at_k(rows, k) for k in ks} for edit, rows in found.items()}

@@ -29,6 +29,7 @@ MAX_SKIPPED_SHOWN = 20
 # Commands that live beside their feature: each module has ``add_parser(sub, common)`` that
 # adds its subparser and sets ``run=function(args, settings) -> exit code``.
 FEATURE_COMMANDS: tuple[str, ...] = (
+    "lookalike.dupes.cli",
     "lookalike.evaluate.cli",
     "lookalike.explain.cli",
     "lookalike.present.web.cli",
@@ -169,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="must match the index's model")
     p.add_argument("--weights", default=None, metavar="FILE")
     p.add_argument(
+        "--orientations",
+        action="store_true",
+        help="also find turned (90/180/270) and mirrored copies: the query is embedded in its "
+        "eight orientations, and each result says which transform matched",
+    )
+    p.add_argument(
         "--region",
         type=parse_box,
         metavar="X,Y,W,H",
@@ -275,7 +282,9 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
             given: list[Query] = (
                 [RegionQuery(s, args.region) for s in sources] if args.region else list(sources)
             )
-            results = index.search_many(given, args.k, args.exclude_self, filters)
+            results = index.search_many(
+                given, args.k, args.exclude_self, filters, args.orientations
+            )
             failed += print_results(batch, results, args)
         if args.text:
             texts: list[Query] = [TextQuery(t) for t in args.text]
@@ -290,7 +299,7 @@ def print_results(labels: list[str], results: list[SearchResult], args: argparse
     for label, result in zip(labels, results, strict=True):
         explain = args.explain_text and result.matched is not None
         if args.json:
-            print(format_json(label, result, explain), flush=True)
+            print(format_json(label, result, explain, args.orientations), flush=True)
             continue
         print(format_table(label, result), flush=True)
         if explain and result.matched:
@@ -425,13 +434,19 @@ def chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def format_json(label: str, result: SearchResult, explain: bool = False) -> str:
+def format_json(
+    label: str, result: SearchResult, explain: bool = False, orientations: bool = False
+) -> str:
     """The public contract: {"query": ..., "results": [{"path", "score", ...}]}; ``explain``
-    adds "matched" (the classes a text query's words matched) and "not_understood"."""
-    out: dict[str, object] = {
-        "query": label,
-        "results": [{"path": h.path, "score": round(h.score, 6), "id": h.id} for h in result.hits],
-    }
+    adds "matched" (the classes a text query's words matched) and "not_understood";
+    ``orientations`` adds each result's "transform" (what turns it into the query, or null)."""
+    results: list[dict[str, object]] = [
+        {"path": h.path, "score": round(h.score, 6), "id": h.id} for h in result.hits
+    ]
+    if orientations:
+        for entry, hit in zip(results, result.hits, strict=True):
+            entry["transform"] = hit.transform
+    out: dict[str, object] = {"query": label, "results": results}
     if result.error:
         out["error"] = result.error
     if explain and result.matched is not None:
@@ -459,6 +474,7 @@ def format_table(label: str, result: SearchResult) -> str:
     lines = [f"\n{label}", "  rank  score  path"]
     lines += [
         f"  {rank:>4}  {h.score:.3f}  {display_path(h.path)}"
+        + (f"  ({h.transform})" if h.transform else "")
         for rank, h in enumerate(result.hits, 1)
     ]
     return "\n".join(lines)

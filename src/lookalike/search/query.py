@@ -47,6 +47,8 @@ class Hit:
     id: int
     width: int | None = None
     height: int | None = None
+    # With orientations: what turns this image into the query ("rot90", "flip"...), or None.
+    transform: str | None = None
 
     @classmethod
     def of(cls, record: ImageRecord, score: float) -> Hit:

@@ -52,7 +52,7 @@ def rank(
     for i, query in enumerate(queries):
         if i in answered_texts:
             continue
-        record = _indexed_record(store, query)
+        record = indexed_record(store, query)
         if record is not None:
             self_ids[i] = record.id
             if _unchanged(record):
@@ -84,7 +84,8 @@ def rank(
     ]
 
 
-def _indexed_record(store: Store, query: Query) -> ImageRecord | None:
+def indexed_record(store: Store, query: Query) -> ImageRecord | None:
+    """The record of a query given as an indexed file's path, else None."""
     path = query_path(query)
     record = store.record_by_path(path) if path else None
     return record if record and record.status == "ok" else None

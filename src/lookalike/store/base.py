@@ -112,6 +112,10 @@ class Store(Protocol):
         """Paths of the embedded images that have no classes stored."""
         ...
 
+    def not_duplicate_pairs(self) -> set[tuple[int, int]]:
+        """Every pair of ids (a < b) recorded by :meth:`add_not_duplicates`."""
+        ...
+
     # writing
     def writing(self) -> AbstractContextManager[Store]:
         """Hold the writer lock for the writes inside (raises IndexLockedError if taken)."""
@@ -124,6 +128,11 @@ class Store(Protocol):
     def write_classes(self, items: Iterable[tuple[str, TopClasses]]) -> int:
         """Store the classes of files already embedded, by path, leaving their vectors as
         they are; returns the new generation."""
+        ...
+
+    def add_not_duplicates(self, ids: Sequence[int]) -> int:
+        """Record that no two of these images are duplicates (a verdict that rescans keep;
+        dropped with the image); returns the new generation."""
         ...
 
     def set_whitening(self, whitening: Whitening | None) -> int:

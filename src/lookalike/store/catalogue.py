@@ -42,8 +42,9 @@ from lookalike.store.record import (
 from lookalike.store.whitening import Whitening
 
 # 3: images.warnings (decode warnings), added by _migrate_from_v1; 4: the classes table;
-# 5: vector_file_samples (sampled checksums of large bases), vector_index 'faiss'
-SCHEMA_VERSION = 5
+# 5: vector_file_samples (sampled checksums of large bases), vector_index 'faiss';
+# 6: the not_duplicates table (verdicts of ``lookalike dupes``)
+SCHEMA_VERSION = 6
 COLUMNS = ", ".join(RECORD_FIELDS)
 
 SCHEMA = f"""
@@ -73,6 +74,10 @@ CREATE TABLE IF NOT EXISTS whitening (one INTEGER PRIMARY KEY CHECK (one = 1), d
 -- Each embedded image's top ImageNet classes (uint16 ids, float16 probabilities), for search
 -- by words. Images indexed before it (or by a model without a classifier) have none.
 CREATE TABLE IF NOT EXISTS classes (id INTEGER PRIMARY KEY, ids BLOB NOT NULL, probs BLOB NOT NULL);
+-- Pairs of images a person said are not duplicates (a < b), so that rescans do not group them.
+CREATE TABLE IF NOT EXISTS not_duplicates (
+    a INTEGER NOT NULL, b INTEGER NOT NULL, PRIMARY KEY (a, b), CHECK (a < b)
+);
 """
 
 
@@ -332,6 +337,10 @@ class Catalogue:
         )
         return {from_stored(r[0]) for r in rows}
 
+    def not_duplicate_pairs(self) -> set[tuple[int, int]]:
+        """Every (a, b), a < b, that a person said is not a pair of duplicates."""
+        return {(a, b) for a, b in self.conn.execute("SELECT a, b FROM not_duplicates")}
+
     def whitening(self) -> Whitening | None:
         row = self.conn.execute("SELECT data FROM whitening").fetchone()
         return Whitening.from_bytes(row[0]) if row else None
@@ -436,6 +445,7 @@ class Catalogue:
                     tx.execute("DELETE FROM images WHERE id = ?", row)
                     tx.execute("DELETE FROM vectors WHERE id = ?", row)
                     tx.execute("DELETE FROM classes WHERE id = ?", row)
+                    tx.execute("DELETE FROM not_duplicates WHERE a = ?1 OR b = ?1", row)
                     tx.execute(
                         "INSERT INTO removed (id, generation) VALUES (?, ?)", (row[0], generation)
                     )
@@ -478,6 +488,16 @@ class Catalogue:
                 found = row.fetchone()
                 if found:
                     _write_classes(tx, found[0], classes)
+            tx.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
+        return generation
+
+    def add_not_duplicates(self, ids: Sequence[int]) -> int:
+        """Record every pair of ``ids`` as not duplicates; returns the new generation."""
+        unique = sorted(set(ids))
+        pairs = [(a, b) for i, a in enumerate(unique) for b in unique[i + 1 :]]
+        with self.transaction() as tx:
+            generation = self.generation() + 1
+            tx.executemany("INSERT OR IGNORE INTO not_duplicates (a, b) VALUES (?, ?)", pairs)
             tx.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
         return generation
 
@@ -589,7 +609,7 @@ def _record(row: Sequence[object]) -> ImageRecord:
 
 
 def _migrate_from_v1(tx: sqlite3.Connection) -> None:
-    """Schema 1 (lookalike before the store protocol), 2, 3 or 4 -> 5, in the caller's
+    """Schema 1 (lookalike before the store protocol), 2, 3, 4 or 5 -> 6, in the caller's
     transaction.
 
     Adds the tables and columns that came later, records the kind of store and vector index

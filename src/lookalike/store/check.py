@@ -24,7 +24,16 @@ from lookalike.store.local import CATALOGUE_FILE, LocalStore
 from lookalike.store.lock import WriterLock
 from lookalike.store.vectors import file_sha256, saved_generations
 
-TABLES = ("meta", "images", "vectors", "classes", "removed", "whitening", "vector_files")
+TABLES = (
+    "meta",
+    "images",
+    "vectors",
+    "classes",
+    "removed",
+    "whitening",
+    "vector_files",
+    "not_duplicates",
+)
 SALVAGE_CHUNK = 512  # rows read at once; a damaged chunk is split until single rows fail
 
 
@@ -208,6 +217,10 @@ def _drop_orphans(conn: sqlite3.Connection) -> int:
     ).rowcount
     conn.execute("DELETE FROM vectors WHERE id NOT IN (SELECT id FROM images)")
     conn.execute("DELETE FROM classes WHERE id NOT IN (SELECT id FROM images)")
+    conn.execute(
+        "DELETE FROM not_duplicates WHERE a NOT IN (SELECT id FROM images) "
+        "OR b NOT IN (SELECT id FROM images)"
+    )
     return int(dropped)
 
 

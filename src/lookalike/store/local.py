@@ -295,6 +295,9 @@ class LocalStore:
     def unclassified_paths(self) -> set[str]:
         return self.catalogue.unclassified_paths()
 
+    def not_duplicate_pairs(self) -> set[tuple[int, int]]:
+        return self.catalogue.not_duplicate_pairs()
+
     # writing
 
     @contextmanager
@@ -334,6 +337,10 @@ class LocalStore:
     def write(self, upserts: Iterable[Upsert], removals: Iterable[str] = ()) -> int:
         self._need_lock("write")
         return self.catalogue.apply(upserts, removals, self.model_id)
+
+    def add_not_duplicates(self, ids: Sequence[int]) -> int:
+        self._need_lock("add_not_duplicates")
+        return self.catalogue.add_not_duplicates(ids)
 
     def write_classes(self, items: Iterable[tuple[str, TopClasses]]) -> int:
         self._need_lock("write_classes")

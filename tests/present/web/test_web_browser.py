@@ -282,3 +282,71 @@ def test_why_overlay_and_layers_view(server: str, browser: Browser, photo_librar
     page.screenshot(path=str(ARTIFACTS / "web-layers-zoom.png"))
     assert not errors, errors
     page.close()
+
+
+@pytest.mark.parametrize(
+    ("viewport", "name"),
+    [({"width": 1366, "height": 860}, "laptop"), ({"width": 390, "height": 844}, "phone")],
+)
+def test_duplicates_tab_shows_groups_and_acts_on_them(
+    browser: Browser,
+    own_collection: tuple[Path, Path],
+    tmp_path: Path,
+    viewport: dict[str, int],
+    name: str,
+) -> None:
+    root, index = own_collection
+    with serving(index) as url:
+        page = browser.new_page(viewport=viewport)  # type: ignore[arg-type]
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        page.wait_for_selector(".status.ready")
+        page.click("#tab-duplicates")
+        page.wait_for_selector("#dupes-list .group")
+        assert page.locator("#dupes-list .group").count() == 3
+        assert "3 groups of copies" in page.inner_text("#dupes-summary")
+        first = page.locator("#dupes-list .group").first
+        keeper = first.locator(".member").first
+        assert "keeper" in (keeper.get_attribute("class") or "")
+        assert keeper.locator(".badge").inner_text() == "keep"
+        assert "kept for:" in first.locator(".group-head").inner_text()
+        assert first.locator(".member").count() == 4  # coffee and its three copies
+        assert "identical" in first.locator(".member").nth(1).locator(".badge").inner_text()
+        page.wait_for_function(
+            "[...document.querySelectorAll('#dupes-list img')]"
+            ".every(i => i.complete && i.naturalWidth)"
+        )
+        # The page fits the screen: a wide group scrolls sideways on its own.
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        page.screenshot(path=str(tmp_path / f"duplicates-{name}.png"), full_page=True)
+
+        # Turned copies, named.
+        page.check("#dupes-orientations")
+        page.click("#dupes-form button[type=submit]")
+        page.wait_for_function(
+            "document.querySelector('#dupes-list .transform')?.textContent === 'rot90'"
+        )
+
+        # Change the keeper, then move the others: a plan first, then the move.
+        copy_id = first.locator(".member").nth(1).get_attribute("data-id")
+        first.locator(f".member[data-id='{copy_id}'] .keep-this").click()
+        assert first.locator(".member").first.get_attribute("data-id") == copy_id
+        assert first.locator(".member .badge").nth(1).inner_text() == "suggested keeper"
+        first.locator(".move-others").click()
+        first.locator(".confirm-move").wait_for()
+        assert first.locator(".plan li").count() == 3 and (root / "originals/coffee.jpg").is_file()
+        first.locator(".confirm-move").click()
+        page.wait_for_function("document.querySelectorAll('#dupes-list .group').length === 2")
+        assert not (root / "originals/coffee.jpg").exists()
+        assert list(root.rglob("lookalike-duplicates/**/coffee.jpg"))
+
+        # Not duplicates: the group leaves, and a new scan does not bring it back.
+        page.locator("#dupes-list .group .not-dupes").first.click()
+        page.wait_for_function("document.querySelectorAll('#dupes-list .group').length === 1")
+        page.click("#dupes-form button[type=submit]")
+        page.wait_for_function(  # the moved copies are under the destination: left out
+            "document.querySelector('#dupes-summary').textContent.includes('1 group of')"
+        )
+        assert not errors, errors
+        page.close()

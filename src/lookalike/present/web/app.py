@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi import Path as PathParam
@@ -40,17 +40,25 @@ from lookalike.present.web.schemas import (
     AddRequest,
     ClassMatchOut,
     CollectionOut,
+    CopyOut,
+    DuplicatesOut,
     ErrorOut,
     ExplainOut,
     Features,
+    GroupOut,
     Health,
     HitOut,
     ImageOut,
     JobOut,
     LayersOut,
+    MemberOut,
+    MoveOut,
+    MoveRequest,
     SearchOut,
     Stats,
     TextSearchOut,
+    VerdictOut,
+    VerdictRequest,
 )
 from lookalike.present.web.security import HostGate, TokenGate, UploadLimit
 from lookalike.present.web.service import MODEL_WAIT_S, ServerConfig, Service
@@ -83,8 +91,11 @@ DESCRIPTION = """Search an image index by example.
   strongest cell pairs); `GET /api/images/{id}/layers` shows what each stage of the network
   makes of an image.
 
-Not available in this version, and so absent rather than faked: **near-duplicate groups**.
-`/health` and `/api/stats` list it under `features` as `false`.
+* **Duplicates**: `GET /api/duplicates?band=edited&offset=0&limit=20` pages through the
+  groups of copies (keeper first, with its reason; each copy's score, band and transform),
+  `POST /api/duplicates/not-duplicates` records a verdict that later scans keep, and
+  `POST /api/duplicates/move` moves the copies of a group (a dry run unless `apply`) under a
+  folder of the allowed roots, with a journal that `lookalike dupes --undo` takes.
 """
 
 
@@ -414,6 +425,90 @@ def create_app(config: ServerConfig) -> FastAPI:
         if job is None:
             raise HTTPException(404, f"no job {job_id}")
         return job_out(job)
+
+    # duplicates
+
+    def member_out(r: ImageRecord) -> MemberOut:
+        thumbnail_url, original_url = urls(r.id)
+        return MemberOut(
+            id=r.id,
+            path=r.path,
+            width=r.width,
+            height=r.height,
+            size=r.size,
+            format=r.format,
+            taken_at=r.taken_at,
+            thumbnail_url=thumbnail_url,
+            original_url=original_url,
+        )
+
+    @app.get("/api/duplicates", tags=["duplicates"])
+    async def duplicates(
+        band: Annotated[
+            Literal["identical", "edited", "similar"] | None,
+            Query(description="group copies of this band or closer (default: edited)"),
+        ] = None,
+        threshold: Annotated[float | None, Query(gt=0, le=1, description="or this score")] = None,
+        orientations: Annotated[bool, Query(description="find turned copies too")] = False,
+        exclude: Annotated[
+            str | None, Query(description="leave out the images under this absolute folder")
+        ] = None,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    ) -> DuplicatesOut:
+        """Groups of copies, largest first, a page at a time (the scan is cached until the
+        index changes, so paging through thousands of groups stays fast)."""
+        started = time.perf_counter()
+        scan = await service.run(service.duplicates, band, threshold, orientations, exclude)
+        groups = [
+            GroupOut(
+                key=g.key,
+                keep=member_out(g.keep),
+                reason=g.reason,
+                duplicates=[
+                    CopyOut(
+                        **member_out(d.record).model_dump(),
+                        score=d.score,
+                        band=d.band,
+                        transform=d.transform,
+                    )
+                    for d in g.duplicates
+                ],
+            )
+            for g in scan.groups[offset : offset + limit]
+        ]
+        return DuplicatesOut(
+            total=len(scan.groups),
+            copies=sum(len(g.duplicates) for g in scan.groups),
+            offset=offset,
+            threshold=scan.threshold,
+            took_ms=round((time.perf_counter() - started) * 1000, 1),
+            destination=await run_in_threadpool(service.suggested_destination),
+            groups=groups,
+        )
+
+    @app.post("/api/duplicates/not-duplicates", tags=["duplicates"])
+    def not_duplicates(request: VerdictRequest) -> VerdictOut:
+        """Record that no two of these images are duplicates; later scans keep them apart."""
+        return VerdictOut(recorded=service.mark_not_duplicates(request.ids))
+
+    @app.post(
+        "/api/duplicates/move",
+        tags=["duplicates"],
+        responses={403: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    )
+    def move_duplicates(request: MoveRequest) -> MoveOut:
+        """Move copies (never the keeper) under ``destination``, keeping their relative
+        paths; nothing is deleted or overwritten, and the index follows. 403 for a
+        destination outside the allowed roots."""
+        plan, journal = service.move_copies(
+            request.keep, request.ids, request.destination, request.apply
+        )
+        return MoveOut(
+            moves=[{"from": m.source, "to": m.target} for m in plan.moves],
+            applied=journal is not None,
+            journal=journal,
+        )
 
     # explaining
 

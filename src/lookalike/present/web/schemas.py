@@ -15,7 +15,7 @@ class Features(BaseModel):
     text_search: bool = Field(
         default=False, description="GET /api/search/text works for this index's model"
     )
-    duplicates: bool = False
+    duplicates: bool = Field(default=True, description="GET /api/duplicates works")
     explain: bool = True
     region_search: bool = True
     add_jobs: bool = True
@@ -149,6 +149,64 @@ class LayersOut(BaseModel):
     filters: list[list[list[list[float]]]] = Field(description="first convolution (n, 3, k, k)")
     filter_stride: int
     stages: list[StageOut]
+
+
+class MemberOut(BaseModel):
+    """An image of a duplicate group."""
+
+    id: int
+    path: str
+    width: int | None
+    height: int | None
+    size: int = Field(description="bytes")
+    format: str | None
+    taken_at: str | None
+    thumbnail_url: str
+    original_url: str
+
+
+class CopyOut(MemberOut):
+    score: float = Field(description="cosine similarity with the keeper")
+    band: Literal["identical", "edited", "similar"]
+    transform: str | None = Field(description="what turns the keeper into this copy, if turned")
+
+
+class GroupOut(BaseModel):
+    key: str = Field(description="names the group by its members' ids")
+    keep: MemberOut
+    reason: str = Field(description="why this copy is the suggested keeper")
+    duplicates: list[CopyOut]
+
+
+class DuplicatesOut(BaseModel):
+    total: int = Field(description="groups in all; this page has `groups`")
+    copies: int = Field(description="copies beside their keepers, over all groups")
+    offset: int
+    threshold: float
+    took_ms: float
+    destination: str = Field(description="a suggested folder to move copies into")
+    groups: list[GroupOut]
+
+
+class VerdictRequest(BaseModel):
+    ids: list[int] = Field(min_length=2, max_length=10_000, description="not duplicates")
+
+
+class VerdictOut(BaseModel):
+    recorded: int
+
+
+class MoveRequest(BaseModel):
+    keep: int = Field(description="the copy that stays")
+    ids: list[int] = Field(min_length=1, max_length=10_000, description="the copies to move")
+    destination: str = Field(description="an absolute folder, under the allowed roots")
+    apply: bool = Field(default=False, description="false: only the plan (a dry run)")
+
+
+class MoveOut(BaseModel):
+    moves: list[dict[str, str]] = Field(description='{"from": path, "to": path} each')
+    applied: bool
+    journal: str | None = Field(description="what `lookalike dupes --undo` takes")
 
 
 class ErrorOut(BaseModel):

@@ -17,8 +17,10 @@ from typing import IO, Any, TypeVar
 from PIL import Image
 from starlette.exceptions import HTTPException
 
+from lookalike.dupes import DuplicateGroup, MovePlan, resolve_threshold
 from lookalike.embed.interface import Embedder
 from lookalike.errors import LookalikeError
+from lookalike.files.walk import is_under
 from lookalike.index import Index
 from lookalike.present.web.files import ThumbnailCache
 from lookalike.present.web.jobs import JobRunner, covering_folders
@@ -32,6 +34,17 @@ from lookalike.store import ImageRecord
 T = TypeVar("T")
 
 MODEL_WAIT_S = 300.0  # a search arriving while the model loads waits this long at most
+SUGGESTED_FOLDER = "lookalike-duplicates"  # under the first allowed root, for moved copies
+
+
+@dataclass(frozen=True)
+class DuplicateScan:
+    """One scan for duplicates, kept until the index changes."""
+
+    generation: int
+    threshold: float
+    orientations: bool
+    groups: list[DuplicateGroup]
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,8 @@ class Service:
         self.jobs = JobRunner(config.index_dir, self.embedder)
         self._collection: tuple[int, list[ImageRecord]] = (-1, [])
         self._collection_mutex = threading.Lock()
+        self._scans: dict[tuple[float, bool, str], DuplicateScan] = {}
+        self._scan_mutex = threading.Lock()
 
     def load_model(self) -> None:
         """Load the index's model (run in a background thread at start-up)."""
@@ -193,6 +208,60 @@ class Service:
             if self._collection[0] != generation:
                 self._collection = (generation, list(self.index.records("ok")))
             return self._collection[1]
+
+    def duplicates(
+        self, band: str | None, threshold: float | None, orientations: bool, exclude: str | None
+    ) -> DuplicateScan:
+        """The groups of copies (:meth:`Index.duplicates`), scanned once per generation of
+        the index and settings: the pages of one scan come from memory. Images under
+        ``exclude`` (the folder copies are moved into) are left out."""
+        limit = resolve_threshold(band, threshold)
+        skip = os.path.normpath(exclude) if exclude and os.path.isabs(exclude) else ""
+        if orientations:
+            self.embedder()  # turned copies are embedded turned
+        with self._scan_mutex:  # one scan at a time: the others wait and reuse it
+            generation = self.index.generation()
+            scan = self._scans.get((limit, orientations, skip))
+            if scan is None or scan.generation != generation:
+                groups = self.index.duplicates(
+                    threshold=limit, orientations=orientations, exclude=[skip] if skip else []
+                )
+                scan = DuplicateScan(generation, limit, orientations, groups)
+                self._scans = {
+                    key: s for key, s in self._scans.items() if s.generation == generation
+                }
+                self._scans[(limit, orientations, skip)] = scan
+            return scan
+
+    def paths_of(self, image_ids: list[int]) -> list[str]:
+        return [self.record(i).path for i in image_ids]
+
+    def mark_not_duplicates(self, image_ids: list[int]) -> int:
+        return self.index.mark_not_duplicates(self.paths_of(image_ids))
+
+    def suggested_destination(self) -> str:
+        roots = self.allowed_roots()
+        return os.path.join(roots[0], SUGGESTED_FOLDER) if roots else ""
+
+    def move_copies(
+        self, keep: int, image_ids: list[int], destination: str, apply: bool
+    ) -> tuple[MovePlan, str | None]:
+        """Plan (and with ``apply``, make) the move of these copies, never of ``keep``;
+        the destination must be an absolute folder under the allowed roots (else 403)."""
+        if keep in image_ids:
+            raise HTTPException(422, "the keeper is not moved: leave its id out of ids")
+        self.record(keep)
+        target = os.path.normpath(destination)
+        if not os.path.isabs(destination):
+            raise HTTPException(422, "destination must be an absolute folder")
+        if not any(is_under(target, [root]) for root in self.allowed_roots()):
+            raise HTTPException(403, f"{target} is outside the folders this server may write to")
+        plan = self.index.plan_moves(self.paths_of(image_ids), target)
+        if plan.problems:
+            raise HTTPException(409, plan.problems[0])
+        if not apply:
+            return plan, None
+        return plan, str(self.index.move(plan))
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -4,6 +4,7 @@
 const $ = (id) => document.getElementById(id);
 const PAGE = 120; // collection thumbnails per "Show more"
 const KEY_STEP = 0.02; // a key press moves or resizes the region by 2% of the image
+const GROUPS_PER_PAGE = 20; // duplicate groups per page
 
 const state = {
   query: null, // {kind: "file", blob, name}, {kind: "id", id, path, width, height} or {kind: "text", text}
@@ -12,6 +13,9 @@ const state = {
   searchSeq: 0,
   collectionOffset: 0,
   collectionTotal: 0,
+  dupesOffset: 0,
+  dupesTotal: 0,
+  dupesScanned: false,
 };
 
 // ---- talking to the server ----
@@ -651,14 +655,176 @@ async function showLayers(item) {
   }
 }
 
+// ---- duplicates ----
+
+function dupesQuery() {
+  const params = new URLSearchParams({
+    band: $("dupes-band").value,
+    offset: String(state.dupesOffset),
+    limit: String(GROUPS_PER_PAGE),
+  });
+  if ($("dupes-orientations").checked) params.set("orientations", "true");
+  // Copies already moved into the destination folder are not shown again.
+  if ($("dupes-destination").value.trim()) params.set("exclude", $("dupes-destination").value.trim());
+  return params;
+}
+
+async function loadDuplicates(offset) {
+  state.dupesOffset = Math.max(0, offset);
+  state.dupesScanned = true;
+  $("dupes-summary").textContent = "Scanning for copies…";
+  try {
+    const out = await api(`/api/duplicates?${dupesQuery()}`);
+    state.dupesTotal = out.total;
+    if (!$("dupes-destination").value) $("dupes-destination").value = out.destination;
+    $("dupes-summary").replaceChildren(
+      bold(out.total.toLocaleString()), out.total === 1 ? " group of copies, " : " groups of copies, ",
+      bold(out.copies.toLocaleString()), " copies beside their keepers",
+      ` (every two images of a group score at least ${out.threshold.toFixed(2)}; ${out.took_ms} ms)`,
+    );
+    $("dupes-list").replaceChildren(...out.groups.map(groupCard));
+    const page = Math.floor(out.offset / GROUPS_PER_PAGE) + 1;
+    const pages = Math.max(1, Math.ceil(out.total / GROUPS_PER_PAGE));
+    $("dupes-page").textContent = `page ${page} of ${pages}`;
+    $("dupes-prev").disabled = out.offset === 0;
+    $("dupes-next").disabled = out.offset + GROUPS_PER_PAGE >= out.total;
+  } catch (error) {
+    $("dupes-summary").textContent = `No duplicates: ${error.message}`;
+  }
+}
+
+function memberFigure(item, isKeeper, group) {
+  const [name, dir] = splitPath(item.path);
+  const figure = document.createElement("figure");
+  figure.className = isKeeper ? "member keeper" : "member";
+  figure.dataset.id = item.id;
+  const link = document.createElement("a");
+  link.href = item.original_url;
+  link.target = "_blank";
+  link.rel = "noopener";
+  const img = document.createElement("img");
+  img.src = item.thumbnail_url;
+  img.alt = name;
+  img.loading = "lazy";
+  link.append(img);
+  const caption = document.createElement("figcaption");
+  caption.className = "caption";
+  const size = item.width ? `${item.width}×${item.height}` : "";
+  caption.append(
+    // Scores are with the suggested keeper, which has none of its own.
+    span("badge", isKeeper ? "keep"
+      : item.score === undefined ? "suggested keeper" : `${item.score.toFixed(3)} ${item.band}`),
+    item.transform ? span("transform", item.transform) : "",
+    span("name", name), span("dir", dir),
+    span("size", [size, formatBytes(item.size), item.taken_at ? item.taken_at.replace("T", " ") : ""]
+      .filter(Boolean).join(" · ")),
+  );
+  figure.append(link, caption);
+  if (!isKeeper) {
+    figure.append(smallButton("keep-this", "Keep this", `Keep ${name} instead`,
+      () => changeKeeper(group, item.id)));
+  }
+  return figure;
+}
+
+function groupCard(group) {
+  const li = document.createElement("li");
+  li.className = "group";
+  li.dataset.key = group.key;
+  li.group = group;
+  li.keep = group.keep.id;
+  const members = [group.keep, ...group.duplicates];
+  const row = document.createElement("div");
+  row.className = "members";
+  const head = document.createElement("p");
+  head.className = "group-head";
+  const actions = document.createElement("div");
+  actions.className = "row actions";
+  actions.append(
+    smallButton("not-dupes", "Not duplicates", "These images are not duplicates",
+      () => notDuplicates(li, members)),
+    smallButton("move-others", "Move the others", "Move every copy but the keeper",
+      () => moveOthers(li, members)),
+  );
+  const plan = document.createElement("div");
+  plan.className = "plan";
+  li.append(head, row, actions, plan);
+  li.render = () => {
+    head.replaceChildren(
+      bold(`${members.length} images`),
+      li.keep === group.keep.id ? ` · kept for: ${group.reason}` : " · keeper chosen by hand",
+    );
+    row.replaceChildren(...[
+      members.find((m) => m.id === li.keep),
+      ...members.filter((m) => m.id !== li.keep),
+    ].map((m) => memberFigure(m, m.id === li.keep, li)));
+    plan.replaceChildren();
+  };
+  li.render();
+  return li;
+}
+
+function changeKeeper(li, id) {
+  li.keep = id;
+  li.render();
+}
+
+async function notDuplicates(li, members) {
+  try {
+    await api("/api/duplicates/not-duplicates", {
+      method: "POST",
+      headers: {"content-type": "application/json"},
+      body: JSON.stringify({ids: members.map((m) => m.id)}),
+    });
+    li.remove();
+    toast("Recorded: later scans will not group these images.");
+  } catch (error) {
+    toast(error.message);
+  }
+}
+
+async function moveOthers(li, members, apply = false) {
+  const body = {
+    keep: li.keep,
+    ids: members.map((m) => m.id).filter((id) => id !== li.keep),
+    destination: $("dupes-destination").value.trim(),
+    apply,
+  };
+  const plan = li.querySelector(".plan");
+  try {
+    const out = await api("/api/duplicates/move", {
+      method: "POST",
+      headers: {"content-type": "application/json"},
+      body: JSON.stringify(body),
+    });
+    if (!apply) {
+      const list = document.createElement("ul");
+      list.append(...out.moves.map((m) => {
+        const item = document.createElement("li");
+        item.textContent = `${m.from} → ${m.to}`;
+        return item;
+      }));
+      const confirm = smallButton("primary confirm-move", `Move ${out.moves.length} file(s)`,
+        "Move these files now", () => moveOthers(li, members, true));
+      plan.replaceChildren(span("hint", "Nothing is deleted; a journal lets you undo."), list, confirm);
+      return;
+    }
+    li.remove();
+    toast(`Moved ${out.moves.length} file(s). Undo: lookalike dupes --undo ${out.journal}`);
+  } catch (error) {
+    toast(error.message);
+  }
+}
+
 // ---- views ----
 
 function showView(name) {
-  for (const view of ["search", "collection", "layers"]) {
+  for (const view of ["search", "collection", "duplicates", "layers"]) {
     $(`${view}-view`).hidden = view !== name;
     $(`tab-${view}`).setAttribute("aria-pressed", String(view === name));
   }
   if (name === "collection" && state.collectionOffset === 0) loadCollection(true);
+  if (name === "duplicates" && !state.dupesScanned) loadDuplicates(0);
 }
 
 // ---- wiring ----
@@ -735,6 +901,10 @@ function setup() {
   $("tab-search").addEventListener("click", () => showView("search"));
   $("tab-collection").addEventListener("click", () => showView("collection"));
   $("tab-layers").addEventListener("click", () => showView("layers"));
+  $("tab-duplicates").addEventListener("click", () => showView("duplicates"));
+  $("dupes-form").addEventListener("submit", (event) => { event.preventDefault(); loadDuplicates(0); });
+  $("dupes-prev").addEventListener("click", () => loadDuplicates(state.dupesOffset - GROUPS_PER_PAGE));
+  $("dupes-next").addEventListener("click", () => loadDuplicates(state.dupesOffset + GROUPS_PER_PAGE));
   $("explain-close").addEventListener("click", () => $("explain").close());
   $("map-zoom-close").addEventListener("click", () => $("map-zoom").close());
   $("explain-show").addEventListener("change", setHeatOpacity);
