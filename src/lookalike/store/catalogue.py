@@ -28,6 +28,7 @@ import numpy as np
 
 from lookalike.decode.image import ImageMeta
 from lookalike.embed.classes import TopClasses
+from lookalike.embed.local_features import LocalFeatures
 from lookalike.errors import LookalikeError, StoreError
 from lookalike.files.paths import from_stored, to_stored
 from lookalike.search.filters import Filters
@@ -40,8 +41,9 @@ from lookalike.store.record import (
 )
 from lookalike.store.whitening import Whitening
 
-# 3: images.warnings (decode warnings), added by _migrate_from_v1; 4: the classes table
-SCHEMA_VERSION = 4
+# 3: images.warnings (decode warnings), added by _migrate_from_v1; 4: the classes table;
+# 5: the local_features table (spatial re-ranking)
+SCHEMA_VERSION = 5
 COLUMNS = ", ".join(RECORD_FIELDS)
 
 SCHEMA = f"""
@@ -66,6 +68,11 @@ CREATE TABLE IF NOT EXISTS whitening (one INTEGER PRIMARY KEY CHECK (one = 1), d
 -- Each embedded image's top ImageNet classes (uint16 ids, float16 probabilities), for search
 -- by words. Images indexed before it (or by a model without a classifier) have none.
 CREATE TABLE IF NOT EXISTS classes (id INTEGER PRIMARY KEY, ids BLOB NOT NULL, probs BLOB NOT NULL);
+-- Each embedded image's local features (float16 cell positions and descriptors), for spatial
+-- re-ranking. Images indexed before it (or by a model without them) have none.
+CREATE TABLE IF NOT EXISTS local_features (
+    id INTEGER PRIMARY KEY, positions BLOB NOT NULL, descriptors BLOB NOT NULL
+);
 """
 
 
@@ -85,6 +92,7 @@ class Upsert:
     reason: str | None = None
     meta: ImageMeta | None = None
     classes: TopClasses | None = None  # its top ImageNet classes, when the model has them
+    local_features: LocalFeatures | None = None  # for spatial re-ranking, when the model has them
 
 
 class CatalogueDamagedError(StoreError):
@@ -325,6 +333,20 @@ class Catalogue:
         )
         return {from_stored(r[0]) for r in rows}
 
+    def local_features(self, ids: Sequence[int]) -> dict[int, LocalFeatures]:
+        """The stored local features of these images (those that have them)."""
+        found: dict[int, LocalFeatures] = {}
+        unique = list(dict.fromkeys(int(i) for i in ids))
+        for start in range(0, len(unique), 500):  # SQLite's bound-parameter limit
+            chunk = unique[start : start + 500]
+            rows = self.conn.execute(
+                "SELECT id, positions, descriptors FROM local_features "
+                f"WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update((r[0], LocalFeatures.from_bytes(r[1], r[2])) for r in rows)
+        return found
+
     def whitening(self) -> Whitening | None:
         row = self.conn.execute("SELECT data FROM whitening").fetchone()
         return Whitening.from_bytes(row[0]) if row else None
@@ -385,6 +407,7 @@ class Catalogue:
                     tx.execute("DELETE FROM images WHERE id = ?", row)
                     tx.execute("DELETE FROM vectors WHERE id = ?", row)
                     tx.execute("DELETE FROM classes WHERE id = ?", row)
+                    tx.execute("DELETE FROM local_features WHERE id = ?", row)
                     tx.execute(
                         "INSERT INTO removed (id, generation) VALUES (?, ?)", (row[0], generation)
                     )
@@ -403,6 +426,7 @@ class Catalogue:
                 )
                 row = tx.execute(upsert_sql, values).fetchone()
                 _write_classes(tx, row[0], u.classes)
+                _write_local_features(tx, row[0], u.local_features)
                 if u.vector is not None:
                     blob = np.ascontiguousarray(u.vector, dtype=np.float32).tobytes()
                     tx.execute(
@@ -504,6 +528,19 @@ def _write_classes(tx: sqlite3.Connection, image_id: int, classes: TopClasses | 
         tx.execute(
             "INSERT OR REPLACE INTO classes (id, ids, probs) VALUES (?, ?, ?)",
             (image_id, *classes.to_bytes()),
+        )
+
+
+def _write_local_features(
+    tx: sqlite3.Connection, image_id: int, features: LocalFeatures | None
+) -> None:
+    """Replace (or, None, drop) one image's stored local features."""
+    if features is None:
+        tx.execute("DELETE FROM local_features WHERE id = ?", (image_id,))
+    else:
+        tx.execute(
+            "INSERT OR REPLACE INTO local_features (id, positions, descriptors) VALUES (?, ?, ?)",
+            (image_id, *features.to_bytes()),
         )
 
 

@@ -23,7 +23,16 @@ from lookalike.store.local import CATALOGUE_FILE, LocalStore
 from lookalike.store.lock import WriterLock
 from lookalike.store.vectors import file_sha256, saved_generations
 
-TABLES = ("meta", "images", "vectors", "classes", "removed", "whitening", "vector_files")
+TABLES = (
+    "meta",
+    "images",
+    "vectors",
+    "classes",
+    "local_features",
+    "removed",
+    "whitening",
+    "vector_files",
+)
 SALVAGE_CHUNK = 512  # rows read at once; a damaged chunk is split until single rows fail
 
 
@@ -206,6 +215,7 @@ def _drop_orphans(conn: sqlite3.Connection) -> int:
     ).rowcount
     conn.execute("DELETE FROM vectors WHERE id NOT IN (SELECT id FROM images)")
     conn.execute("DELETE FROM classes WHERE id NOT IN (SELECT id FROM images)")
+    conn.execute("DELETE FROM local_features WHERE id NOT IN (SELECT id FROM images)")
     return int(dropped)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.embed.classes import TopClasses
+from lookalike.embed.local_features import LocalFeatures
 from lookalike.errors import IndexNotFoundError, LookalikeError, StoreError
 from lookalike.search.filters import Filters
 from lookalike.store.base import Ranking, StoreInfo
@@ -201,6 +202,9 @@ class LocalStore:
 
     def vector(self, image_id: int) -> np.ndarray | None:
         return self.catalogue.vector(image_id)
+
+    def local_features(self, ids: Sequence[int]) -> dict[int, LocalFeatures]:
+        return self.catalogue.local_features(ids)
 
     def all_vectors(self) -> np.ndarray:
         chunks = [v for _, v in self.iter_vectors()]
