@@ -267,13 +267,16 @@ class Index:
         k: int = 10,
         exclude_self: bool = False,
         filters: Filters | None = None,
+        rerank: bool = True,
     ) -> list[SearchResult]:
         """Answer many queries in one batch; a bad query gets an error, not an exception.
 
         ``filters`` keeps only the images that pass them (a folder, a date range, a minimum
         size, a set of ids): the store searches among those alone, so ``k`` results come
-        back whenever ``k`` images pass."""
-        return rank(self.store, lambda: self.embedder, queries, k, exclude_self, filters)
+        back whenever ``k`` images pass. ``rerank`` re-orders the first hits by spatial
+        verification of local features, where the index stores them
+        (:mod:`lookalike.search.spatial`)."""
+        return rank(self.store, lambda: self.embedder, queries, k, exclude_self, filters, rerank)
 
     def record(self, image_id: int) -> ImageRecord | None:
         return self.store.record(image_id)

@@ -12,6 +12,7 @@ from lookalike.errors import LookalikeError
 from lookalike.evaluate.metrics import RetrievalReport
 from lookalike.evaluate.retrieval import CopyDetectionReport, copy_detection, evaluate_folder
 from lookalike.present.progress import progress_bar
+from lookalike.search.spatial import RERANK_HELP
 
 METRICS = ("map_at_r", "r_at_1", "precision_at_10", "map_at_100")
 HEADINGS = ("MAP@R", "R@1", "P@10", "mAP@100")
@@ -48,6 +49,7 @@ def add_parser(
         "--distractors", metavar="DIR", help="more images to index (with --copy-detection)"
     )
     p.add_argument("--workers", type=int, default=None, help="decode processes (default: by cores)")
+    p.add_argument("--no-rerank", action="store_true", help=RERANK_HELP)
     p.set_defaults(run=run_eval)
 
 
@@ -68,6 +70,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
                 weights=args.weights,
                 progress=progress,
                 workers=settings.workers or None,
+                rerank=not args.no_rerank,
             )
             print(json.dumps(copies.as_dict()) if args.json else format_copies(copies))
             return 0
@@ -77,6 +80,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
             weights=args.weights,
             progress=progress,
             workers=settings.workers or None,
+            rerank=not args.no_rerank,
         )
     report = evaluation.report
     if args.plot:
