@@ -38,24 +38,29 @@ def inliers(query: LocalFeatures, candidates: Sequence[LocalFeatures | None]) ->
     out = np.zeros(m, dtype=np.int64)
     if not present or not len(query.positions):
         return out
-    q = query.descriptors.astype(np.float32)  # (n, d)
-    cells = max(len(candidates[i].positions) for i in present)  # type: ignore[union-attr]
-    desc = np.zeros((len(present), cells, q.shape[1]), dtype=np.float32)
-    where = np.zeros((len(present), cells), dtype=np.complex64)
-    for row, i in enumerate(present):
-        c = candidates[i]
-        assert c is not None
-        desc[row, : len(c.positions)] = c.descriptors
-        where[row, : len(c.positions)] = c.positions[:, 0] + 1j * c.positions[:, 1]
-    out[present] = _verify(q, query.positions[:, 0] + 1j * query.positions[:, 1], desc, where)
+    found = [c for c in candidates if c is not None and len(c.positions)]
+    cells = max(len(c.positions) for c in found)
+    # Padded with zero rows (which match nothing) where a candidate has fewer cells.
+    desc = np.stack([_pad(c.descriptors, cells) for c in found]).astype(np.float32)
+    xy = np.stack([_pad(c.positions, cells) for c in found]).astype(np.float32)
+    q = query.descriptors.astype(np.float32)
+    zq = query.positions[:, 0].astype(np.float32) + 1j * query.positions[:, 1].astype(np.float32)
+    out[present] = _verify(q, zq, desc, xy[..., 0] + 1j * xy[..., 1])
     return out
+
+
+def _pad(rows: np.ndarray, n: int) -> np.ndarray:
+    return rows if len(rows) == n else np.pad(rows, ((0, n - len(rows)), (0, 0)))
 
 
 def _verify(q: np.ndarray, zq: np.ndarray, desc: np.ndarray, zd: np.ndarray) -> np.ndarray:
     """Query descriptors (n, d) at complex positions zq (n,); candidates' (m, c, d) at
     zd (m, c) (zero rows pad) -> best inlier count per candidate (m,)."""
-    m, n = len(desc), len(q)
-    sims = desc @ q.T  # (m, c, n)
+    m, c, d = desc.shape
+    n = len(q)
+    # One GEMM for the whole shortlist: a stacked matmul would call BLAS once per candidate,
+    # and each call waits for all its threads, which on a busy machine costs more than the sums.
+    sims = (desc.reshape(m * c, d) @ q.T).reshape(m, c, n)
     to_db = sims.argmax(axis=1)  # (m, n): each query cell's nearest candidate cell
     to_query = sims.argmax(axis=2)  # (m, c)
     rows = np.arange(m)[:, None]
