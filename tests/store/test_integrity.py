@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -85,9 +86,13 @@ def test_a_damaged_catalogue_is_one_clear_error_and_check_repairs_it(
         data = bytearray(len(data))
     elif damage == "bad header":
         data[:16] = b"not a database!!"
-    else:  # a page in the middle: the vectors of some images
-        middle = len(data) // 2 // 4096 * 4096
-        data[middle : middle + 4096] = os.urandom(4096)
+    else:  # a page in the middle, local features' pages left out: the vectors of some images
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            query = "SELECT pageno FROM dbstat WHERE name != 'local_features' ORDER BY pageno"
+            pages = [p for (p,) in conn.execute(query)]
+            (size,) = conn.execute("PRAGMA page_size").fetchone()
+        middle = (pages[len(pages) // 2] - 1) * size
+        data[middle : middle + size] = os.urandom(size)
     path.write_bytes(bytes(data))
 
     for command in (["info"], ["search", str(photo_library / "moon.jpg")]):
