@@ -17,14 +17,14 @@ from lookalike.search.filters import Filters
 from lookalike.search.query import TextQuery
 from lookalike.search.text import TextSearchUnavailableError
 
-# (words, the photo they name): scikit-image's cat, espresso, cameraman's tripod, astronaut's
-# helmet (classified "football helmet"), and the rocket (a kind of rocket: "missile")
+# (words, the photo they name): scikit-image's cat, espresso, cameraman's tripod and astronaut's
+# helmet (classified "football helmet"). Not the rocket: int8 kernels round differently by
+# CPU, and on AVX2 without VNNI "missile" leaves its top 10 (drilling platform, crane).
 NAMED = [
     ("cat", "chelsea.jpg"),
     ("a cup of espresso", "coffee.jpg"),
     ("tripod", "camera.jpg"),
     ("helmet", "astronaut.jpg"),
-    ("rockets", "rocket.jpg"),
 ]
 
 

@@ -42,11 +42,13 @@ def test_a_v1_index_is_migrated_on_open_and_still_answers(v1_index: Path, tmp_pa
         assert index.skipped() == [
             ("/fixture/photos/broken.jpg", "not an image, or a format this build cannot read")
         ]
-        # The vectors made by the old code are found by today's model, photo by photo.
+        # The vectors made by the old code are found by today's model, photo by photo. Not
+        # 0.99: int8 kernels round differently by CPU (on AVX2 without VNNI, 0.896 for
+        # coffee), while another photo scores at most 0.6.
         photos = write_photos(tmp_path / "photos", ("chelsea", "coffee", "rocket", "astronaut"))
         for photo in photos:
             best = index.search(photo.read_bytes(), k=1)[0]
-            assert best.path == f"/fixture/photos/{photo.name}" and best.score > 0.99
+            assert best.path == f"/fixture/photos/{photo.name}" and best.score > 0.85
     migrated = meta(v1_index)
     assert migrated["schema_version"] == str(SCHEMA_VERSION)
     # int8 vectors depend on their calibration: the id now says which (the v1 one).
