@@ -7,8 +7,9 @@ MobileNetV2's 96 channels x 14 x 14) describes one patch of the image. An image 
 attention would pick) as L2-normalised float16 descriptors with the cell centres, about
 19 KB per image for MobileNetV2; :mod:`lookalike.search.spatial` matches them.
 
-The stage is the backbone's second-to-last, chosen by ``benchmarks/retrieval_features.py``:
-the final 7x7 map's cells (even reduced to 128 dimensions by PCA) gained less.
+The stage is the backbone's second-to-last, chosen on seeded subsets of the evaluation sets
+(README, "Re-ranking by local features"): the final 7x7 map's cells, even reduced to 128
+dimensions by PCA, gained a seventh as much on icons.
 """
 
 from __future__ import annotations
