@@ -296,18 +296,21 @@ class Index:
         exclude_self: bool = False,
         filters: Filters | None = None,
         orientations: bool = False,
+        rerank: bool = True,
     ) -> list[SearchResult]:
         """Answer many queries in one batch; a bad query gets an error, not an exception.
 
         ``filters`` keeps only the images that pass them (a folder, a date range, a minimum
         size, a set of ids): the store searches among those alone, so ``k`` results come
         back whenever ``k`` images pass. ``orientations`` also finds turned and mirrored
-        copies (each image query embedded in its eight orientations; ``Hit.transform``)."""
+        copies (each image query embedded in its eight orientations; ``Hit.transform``);
+        ``rerank`` re-orders the first hits by spatial verification of local features, where
+        the index stores them (:mod:`lookalike.search.spatial`; not with ``orientations``)."""
         if orientations:
             return rank_oriented(
                 self.store, lambda: self.embedder, queries, k, exclude_self, filters
             )
-        return rank(self.store, lambda: self.embedder, queries, k, exclude_self, filters)
+        return rank(self.store, lambda: self.embedder, queries, k, exclude_self, filters, rerank)
 
     def duplicates(
         self,

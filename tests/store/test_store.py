@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lookalike.decode.image import ImageMeta
+from lookalike.embed.local_features import local_features
 from lookalike.errors import IndexLockedError, IndexNotFoundError, LookalikeError
 from lookalike.store import LocalStore
 from lookalike.store.catalogue import Upsert
@@ -212,3 +214,23 @@ def test_not_duplicate_verdicts_persist_as_pairs_and_leave_with_their_image(
     with store.writing():
         store.write([], ["/b.jpg"])
     assert store.not_duplicate_pairs() == {(a, c)}
+
+
+def test_local_features_are_stored_replaced_and_dropped_with_their_image(
+    store: LocalStore,
+) -> None:
+    rng = np.random.default_rng(3)
+    (first, second) = local_features(rng.random((2, 8, 5, 5)).astype(np.float32), keep=4)
+    with store.writing():
+        store.write([replace(upsert("/a.jpg", 1), local_features=first), upsert("/b.jpg", 2)])
+    a, b = (store.record_by_path(p) for p in ("/a.jpg", "/b.jpg"))
+    assert a is not None and b is not None
+    found = store.local_features([a.id, b.id, 999])
+    assert list(found) == [a.id]  # b was written without, 999 does not exist
+    assert np.array_equal(found[a.id].descriptors, first.descriptors)
+    with store.writing():
+        store.write([replace(upsert("/a.jpg", 1, mtime=2), local_features=second)])
+    assert np.array_equal(store.local_features([a.id])[a.id].positions, second.positions)
+    with store.writing():
+        store.write([], ["/a.jpg"])
+    assert store.local_features([a.id]) == {}

@@ -13,6 +13,7 @@ from PIL import Image
 from torch import nn
 
 from lookalike.embed.classes import ClassHead, TopClasses
+from lookalike.embed.local_features import STAGE, LocalFeatures, local_features
 from lookalike.embed.model_id import float_model_id
 from lookalike.embed.pooling import POOLINGS
 from lookalike.embed.preprocess import Geometry, Preprocess
@@ -186,8 +187,16 @@ class TorchEmbedder:
         pooled = POOLINGS[self.pooling](self.backbone.forward_features(batch))
         return pooled if self.head is None else self.head(pooled)
 
+    def forward_with_stage(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward`, and the map of stage ``local_features.STAGE`` (n, c, h, w) that
+        local features come from, from one pass (the exported graph's two outputs)."""
+        final, (stage,) = self.backbone.forward_intermediates(batch, [STAGE])
+        pooled = POOLINGS[self.pooling](final)
+        return (pooled if self.head is None else self.head(pooled)), stage
+
     def module(self) -> nn.Module:
-        """:meth:`forward` as one module that owns the backbone's weights (for exporting)."""
+        """:meth:`forward_with_stage` as one module that owns the backbone's weights (for
+        exporting: the graph's outputs are the vectors and the local features' map)."""
         return _Network(self)
 
     @torch.inference_mode()
@@ -212,6 +221,25 @@ class TorchEmbedder:
         pooled = self.forward(torch.from_numpy(self.batch(images))).numpy()
         return average_scales([pooled]), self.class_head.top(pooled)
 
+    @property
+    def has_local_features(self) -> bool:
+        """Local features come from the one pass at the preprocessing size."""
+        return self.scales == (1.0,)
+
+    @torch.inference_mode()
+    def embed_with_local_features(
+        self, images: Sequence[Image.Image]
+    ) -> tuple[np.ndarray, list[TopClasses] | None, list[LocalFeatures]]:
+        """Vectors and classes as :meth:`embed_with_classes`, and each image's local features
+        (:mod:`lookalike.embed.local_features`), from one forward pass."""
+        if not self.has_local_features:
+            raise ValueError("local features need a single-scale embedder")
+        if not images:
+            return self.embed(images), None if self.class_head is None else [], []
+        pooled, stage = self.forward_with_stage(torch.from_numpy(self.batch(images)))
+        top = self.class_head.top(pooled.numpy()) if self.class_head is not None else None
+        return average_scales([pooled.numpy()]), top, local_features(_array(stage))
+
 
 class _Network(nn.Module):
     def __init__(self, embedder: TorchEmbedder) -> None:
@@ -219,8 +247,8 @@ class _Network(nn.Module):
         self.embedder = embedder
         self.backbone = embedder.backbone  # registers the weights as this module's own
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.embedder.forward(images)
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.embedder.forward_with_stage(images)
 
 
 def average_scales(descriptors: Sequence[np.ndarray]) -> np.ndarray:

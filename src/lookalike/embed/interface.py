@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike.embed.classes import TopClasses
+from lookalike.embed.local_features import LocalFeatures
 
 
 @runtime_checkable
@@ -41,4 +42,20 @@ class ClassifyingEmbedder(Embedder, Protocol):
         self, images: Sequence[Image.Image]
     ) -> tuple[np.ndarray, list[TopClasses] | None]:
         """(what :meth:`embed` returns, each image's top classes or None without a head)."""
+        ...
+
+
+@runtime_checkable
+class LocalFeatureEmbedder(ClassifyingEmbedder, Protocol):
+    """An embedder that also gives each image's local features (``has_local_features``),
+    for spatial re-ranking (:mod:`lookalike.search.spatial`), from the pass that makes its
+    vector and classes."""
+
+    @property
+    def has_local_features(self) -> bool: ...
+
+    def embed_with_local_features(
+        self, images: Sequence[Image.Image]
+    ) -> tuple[np.ndarray, list[TopClasses] | None, list[LocalFeatures]]:
+        """(what :meth:`embed_with_classes` returns, each image's local features)."""
         ...

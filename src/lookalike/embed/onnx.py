@@ -26,6 +26,7 @@ from PIL import Image
 from lookalike.config import cache_home
 from lookalike.embed.calibration import Calibration
 from lookalike.embed.classes import ClassHead, TopClasses, cached_head, head_path
+from lookalike.embed.local_features import LocalFeatures, local_features
 from lookalike.embed.model_id import int8_model_id
 from lookalike.embed.preprocess import Preprocess
 from lookalike.normalise import l2_normalise
@@ -34,8 +35,10 @@ if TYPE_CHECKING:
     from lookalike.embed.embedder import FeatureMaps, Stages, TorchEmbedder
 
 OPSET = 17
-EXPORT_VERSION = 1  # bump when the exported graph changes for the same weights
-INPUT, OUTPUT = "images", "vectors"
+# bump when the exported graph changes for the same weights; 2: the local features' map
+# as a second output (the vectors are the same)
+EXPORT_VERSION = 2
+INPUT, OUTPUT, LOCALS = "images", "vectors", "locals"
 EXPORT_AT = 32  # images in one call that make exporting worth its few seconds
 
 
@@ -93,8 +96,10 @@ def int8_path(float_path: Path, calibration: Calibration) -> Path:
 def export_model(embedder: TorchEmbedder, path: Path) -> Path:
     """Export the embedder's network to ``path`` (atomically) unless it is there already.
 
-    Input ``images`` float32 (n, 3, size, size), normalised; output ``vectors`` float32
-    (n, dim), not yet L2-normalised. The batch dimension is dynamic.
+    Input ``images`` float32 (n, 3, size, size), normalised; outputs ``vectors`` float32
+    (n, dim), not yet L2-normalised, and ``locals``, the map local features come from
+    (float32 (n, c, h, w), :mod:`lookalike.embed.local_features`). The batch dimension is
+    dynamic.
     """
     if path.is_file():
         return path
@@ -115,8 +120,8 @@ def export_model(embedder: TorchEmbedder, path: Path) -> Path:
                 (torch.zeros(2, 3, size, size),),
                 tmp,
                 input_names=[INPUT],
-                output_names=[OUTPUT],
-                dynamic_axes={INPUT: {0: "n"}, OUTPUT: {0: "n"}},
+                output_names=[OUTPUT, LOCALS],
+                dynamic_axes={INPUT: {0: "n"}, OUTPUT: {0: "n"}, LOCALS: {0: "n"}},
                 opset_version=OPSET,
                 dynamo=False,  # the TorchScript exporter needs no onnxscript
             )
@@ -282,11 +287,33 @@ class OnnxEmbedder:
             return self.embed(images), None if self._make_head is None else []
         if self._session is None and len(images) < self.export_at and not self.path.is_file():
             return self.torch().embed_with_classes(images)
-        if self._head is None:
-            self._head = cached_head(head_path(self.float_path), self._make_head)
         (pooled,) = self.session().run([OUTPUT], {INPUT: self.preprocess.batch(images)})
         pooled = np.asarray(pooled, dtype=np.float32)
-        return l2_normalise(pooled), self._head.top(pooled)
+        return l2_normalise(pooled), self._classes(pooled)
+
+    @property
+    def has_local_features(self) -> bool:
+        return True  # the graph's second output
+
+    def embed_with_local_features(
+        self, images: Sequence[Image.Image]
+    ) -> tuple[np.ndarray, list[TopClasses] | None, list[LocalFeatures]]:
+        """Vectors, classes (None: no head) and local features from one run of the graph."""
+        if not images:
+            return self.embed(images), None if self._make_head is None else [], []
+        if self._session is None and len(images) < self.export_at and not self.path.is_file():
+            return self.torch().embed_with_local_features(images)
+        pooled, stage = self.session().run([OUTPUT, LOCALS], {INPUT: self.preprocess.batch(images)})
+        pooled = np.asarray(pooled, dtype=np.float32)
+        top = self._classes(pooled) if self._make_head is not None else None
+        return l2_normalise(pooled), top, local_features(np.asarray(stage, dtype=np.float32))
+
+    def _classes(self, pooled: np.ndarray) -> list[TopClasses]:
+        """The top ImageNet classes of the graph's output, the head loaded on first use."""
+        assert self._make_head is not None
+        if self._head is None:
+            self._head = cached_head(head_path(self.float_path), self._make_head)
+        return self._head.top(pooled)
 
     def feature_maps(self, images: Sequence[Image.Image], indices: Stages = None) -> FeatureMaps:
         """The float PyTorch network's maps (:meth:`TorchEmbedder.feature_maps`), for an int8

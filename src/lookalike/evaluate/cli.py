@@ -12,6 +12,7 @@ from lookalike.errors import LookalikeError
 from lookalike.evaluate.metrics import RetrievalReport
 from lookalike.evaluate.retrieval import CopyDetectionReport, copy_detection, evaluate_folder
 from lookalike.present.progress import progress_bar
+from lookalike.search.spatial import RERANK_HELP
 
 METRICS = ("map_at_r", "r_at_1", "precision_at_10", "map_at_100")
 HEADINGS = ("MAP@R", "R@1", "P@10", "mAP@100")
@@ -53,6 +54,7 @@ def add_parser(
         help="search each copy in its eight orientations (with --copy-detection)",
     )
     p.add_argument("--workers", type=int, default=None, help="decode processes (default: by cores)")
+    p.add_argument("--no-rerank", action="store_true", help=RERANK_HELP)
     p.set_defaults(run=run_eval)
 
 
@@ -74,6 +76,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
                 progress=progress,
                 workers=settings.workers or None,
                 orientations=args.orientations,
+                rerank=not args.no_rerank,
             )
             print(json.dumps(copies.as_dict()) if args.json else format_copies(copies))
             return 0
@@ -83,6 +86,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
             weights=args.weights,
             progress=progress,
             workers=settings.workers or None,
+            rerank=not args.no_rerank,
         )
     report = evaluation.report
     if args.plot:

@@ -63,9 +63,10 @@ def evaluate_folder(
     weights: Path | str | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    rerank: bool = True,
 ) -> FolderEvaluation:
     """Index ``root`` (``<label>/<image>`` files) in a temporary index made by ``model``, then
-    query every indexed image against all the others."""
+    query every indexed image against all the others (``rerank``: as ``Index.search_many``)."""
     items = load_labelled_folder(root)
     label_of = {os.path.abspath(path): label for path, label in items}
     with temporary_index(model, weights) as index:
@@ -77,7 +78,7 @@ def evaluate_folder(
         labels = [label_of[path] for path in paths]
         _, counts = np.unique(labels, return_counts=True)
         depth = min(max(MIN_DEPTH, int(counts.max()) - 1), len(paths) - 1)
-        results = _search_all(index, list(paths), depth, exclude_self=True)
+        results = _search_all(index, list(paths), depth, exclude_self=True, rerank=rerank)
     id_of = {path: i for i, path in enumerate(paths)}
     ranked = np.full((len(paths), depth), -1, dtype=np.int64)
     for i, result in enumerate(results):
@@ -120,6 +121,7 @@ def copy_detection(
     progress: Progress | None = None,
     workers: int | None = None,
     orientations: bool = False,
+    rerank: bool = True,
 ) -> CopyDetectionReport:
     """Index the photos under ``photos`` (and ``distractors``), then search each photo's
     edited copies (``lookalike.evaluate.edits``, fixed ``seed``); a query is found at k when
@@ -144,7 +146,7 @@ def copy_detection(
             except ImageError:
                 continue  # it was indexed, so it decoded; a file changed meanwhile is left out
             copies: list[Query] = [apply_edit(edit, image, seed) for edit in edits]
-            results = index.search_many(copies, depth, orientations=orientations)
+            results = index.search_many(copies, depth, orientations=orientations, rerank=rerank)
             for edit, result in zip(edits, results, strict=True):
                 found[edit].append([hit.path == original for hit in result.hits])
         indexed = len(index)
@@ -167,10 +169,10 @@ def temporary_index(model: str, weights: Path | str | None) -> Iterator[Index]:
 
 
 def _search_all(
-    index: Index, queries: list[Query], k: int, exclude_self: bool
+    index: Index, queries: list[Query], k: int, exclude_self: bool, rerank: bool
 ) -> list[SearchResult]:
     results: list[SearchResult] = []
     for start in range(0, len(queries), SEARCH_BATCH):
         batch = queries[start : start + SEARCH_BATCH]
-        results += index.search_many(batch, k, exclude_self=exclude_self)
+        results += index.search_many(batch, k, exclude_self=exclude_self, rerank=rerank)
     return results

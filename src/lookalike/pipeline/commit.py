@@ -80,5 +80,12 @@ def commit_classes(
 def _upsert(item: EmbeddedFile) -> Upsert:
     entry = item.entry
     return Upsert(
-        entry.path, entry.size, entry.mtime_ns, item.vector, item.reason, item.meta, item.classes
+        entry.path,
+        entry.size,
+        entry.mtime_ns,
+        item.vector,
+        item.reason,
+        item.meta,
+        item.classes,
+        item.local_features,
     )

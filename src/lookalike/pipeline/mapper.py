@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +10,8 @@ import numpy as np
 
 from lookalike.decode.image import DecodedImage, ImageMeta, decode_image
 from lookalike.embed.classes import TopClasses
-from lookalike.embed.interface import ClassifyingEmbedder, Embedder
+from lookalike.embed.interface import ClassifyingEmbedder, Embedder, LocalFeatureEmbedder
+from lookalike.embed.local_features import LocalFeatures
 from lookalike.errors import ImageError, ModelMismatchError
 from lookalike.files.walk import FileEntry
 
@@ -57,6 +58,7 @@ class EmbeddedFile:
     vector: np.ndarray | None  # float32 (dim,), L2-normalised
     reason: str | None
     classes: TopClasses | None = None  # its top ImageNet classes, when the model has them
+    local_features: LocalFeatures | None = None  # for spatial re-ranking, when the model has them
 
 
 Decoded = DecodedImage | str  # the image, or the one-line reason it cannot be used
@@ -100,15 +102,19 @@ class Mapper:
         good = [d.image for _, d in batch if isinstance(d, DecodedImage)]
         embedder = self.embedder
         found: list[TopClasses] | None = None
-        if isinstance(embedder, ClassifyingEmbedder) and embedder.has_classes:
+        local: list[LocalFeatures] | None = None
+        if isinstance(embedder, LocalFeatureEmbedder) and embedder.has_local_features:
+            matrix, found, local = embedder.embed_with_local_features(good)
+        elif isinstance(embedder, ClassifyingEmbedder) and embedder.has_classes:
             matrix, found = embedder.embed_with_classes(good)
         else:
             matrix = embedder.embed(good)
         vectors = iter(matrix)
-        none: list[TopClasses | None] = [None] * len(good)
-        classes = iter(found or none)
+        none: list[None] = [None] * len(good)
+        classes: Iterator[TopClasses | None] = iter(found or none)
+        locals_: Iterator[LocalFeatures | None] = iter(local or none)
         return [
-            EmbeddedFile(entry, d.meta, next(vectors), None, next(classes))
+            EmbeddedFile(entry, d.meta, next(vectors), None, next(classes), next(locals_))
             if isinstance(d, DecodedImage)
             else EmbeddedFile(entry, None, None, d)
             for entry, d in batch

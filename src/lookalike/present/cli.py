@@ -23,6 +23,7 @@ from lookalike.present.progress import progress_bar
 from lookalike.search.filters import Filters
 from lookalike.search.query import Query, RegionQuery, SearchResult, TextQuery
 from lookalike.search.region import Box
+from lookalike.search.spatial import RERANK_HELP
 
 MAX_SKIPPED_SHOWN = 20
 
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--exclude-self", action="store_true", help="drop the query itself from its results"
     )
+    p.add_argument("--no-rerank", action="store_true", help=RERANK_HELP)
     p.add_argument("--model", default=None, help="must match the index's model")
     p.add_argument("--weights", default=None, metavar="FILE")
     p.add_argument(
@@ -283,7 +285,12 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
                 [RegionQuery(s, args.region) for s in sources] if args.region else list(sources)
             )
             results = index.search_many(
-                given, args.k, args.exclude_self, filters, args.orientations
+                given,
+                args.k,
+                args.exclude_self,
+                filters,
+                args.orientations,
+                rerank=not args.no_rerank,
             )
             failed += print_results(batch, results, args)
         if args.text:

@@ -6,8 +6,10 @@ import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from PIL import Image
 
-from lookalike.embed.interface import Embedder
+from lookalike.embed.interface import Embedder, LocalFeatureEmbedder
+from lookalike.embed.local_features import LocalFeatures
 from lookalike.errors import LookalikeError
 from lookalike.search.filters import Filters
 from lookalike.search.query import (
@@ -18,7 +20,9 @@ from lookalike.search.query import (
     query_image,
     query_path,
 )
-from lookalike.store import ImageRecord, Store
+from lookalike.search.spatial import SHORTLIST
+from lookalike.search.spatial import rerank as spatial_rerank
+from lookalike.store import ImageRecord, Ranking, Store
 
 
 def rank(
@@ -28,6 +32,7 @@ def rank(
     k: int,
     exclude_self: bool = False,
     filters: Filters | None = None,
+    rerank: bool = True,
 ) -> list[SearchResult]:
     """The ``k`` best hits per query among the images ``filters`` keeps, best first.
 
@@ -35,6 +40,10 @@ def rank(
     with score 1.0); the others are decoded and embedded together, loading the model
     (``embedder()``) only then. A bad query gets its one-line error, not an exception.
     Text queries are ranked by :func:`lookalike.search.text.rank_text`, in the same call.
+
+    With ``rerank`` and local features stored, the first ``spatial.SHORTLIST`` hits are
+    re-ordered by spatial verification (:mod:`lookalike.search.spatial`); a hit's ``score``
+    stays its cosine similarity.
     """
     if k < 1:
         raise LookalikeError(f"k must be at least 1, got {k}")
@@ -48,6 +57,7 @@ def rank(
     vectors: list[np.ndarray | None] = [None] * len(queries)
     self_ids: list[int | None] = [None] * len(queries)
     errors: list[LookalikeError | None] = [None] * len(queries)
+    local: list[LocalFeatures | None] = [None] * len(queries)
     images = []
     for i, query in enumerate(queries):
         if i in answered_texts:
@@ -57,6 +67,8 @@ def rank(
             self_ids[i] = record.id
             if _unchanged(record):
                 vectors[i] = store.vector(record.id)
+                if rerank:
+                    local[i] = store.local_features([record.id]).get(record.id)
         if vectors[i] is not None:
             continue
         try:
@@ -64,24 +76,51 @@ def rank(
         except LookalikeError as exc:
             errors[i] = exc
     if images:
-        embedded = embedder().embed([image for _, image in images])
-        for (i, _), vector in zip(images, embedded, strict=True):
-            vectors[i] = vector
+        embedded, found_local = _embed(embedder(), [image for _, image in images], rerank)
+        for (i, _), vector, features in zip(images, embedded, found_local, strict=True):
+            vectors[i], local[i] = vector, features
     answered = [i for i, v in enumerate(vectors) if v is not None]
     hits: dict[int, list[Hit]] = {}
     if answered:
         matrix = np.stack([v for v in vectors if v is not None])
-        rankings = store.search(matrix, k + 1 if exclude_self else k, filters)
+        depth = k + 1 if exclude_self else k
+        if rerank and any(local[i] is not None for i in answered):
+            depth = max(depth, SHORTLIST + (1 if exclude_self else 0))
+        rankings = store.search(matrix, depth, filters)
         for i, ranking in zip(answered, rankings, strict=True):
-            found = [Hit.of(record, score) for record, score in ranking]
             if exclude_self:
-                found = [h for h in found if h.id != self_ids[i]]
-            hits[i] = found[:k]
+                ranking = [(r, score) for r, score in ranking if r.id != self_ids[i]]
+            features = local[i]
+            if features is not None:
+                ranking = _verified(store, features, ranking)
+            hits[i] = [Hit.of(record, score) for record, score in ranking[:k]]
     return [
         answered_texts.get(i)
         or SearchResult(q, hits.get(i, []), str(e) if (e := errors[i]) else None, e)
         for i, q in enumerate(queries)
     ]
+
+
+def _embed(
+    embedder: Embedder, images: list[Image.Image], local: bool
+) -> tuple[np.ndarray, list[LocalFeatures | None]]:
+    """Query vectors, and their local features where asked for and the model has them."""
+    if local and isinstance(embedder, LocalFeatureEmbedder) and embedder.has_local_features:
+        vectors, _, features = embedder.embed_with_local_features(images)
+        return vectors, list(features)
+    return embedder.embed(images), [None] * len(images)
+
+
+def _verified(store: Store, query: LocalFeatures, ranking: Ranking) -> Ranking:
+    """The ranking with its first SHORTLIST hits re-ordered by spatial verification."""
+    head = ranking[:SHORTLIST]
+    stored = store.local_features([record.id for record, _ in head])
+    if not stored:
+        return ranking  # an index made without local features
+    order = spatial_rerank(
+        np.array([score for _, score in head]), query, [stored.get(r.id) for r, _ in head]
+    )
+    return [head[j] for j in order] + ranking[SHORTLIST:]
 
 
 def indexed_record(store: Store, query: Query) -> ImageRecord | None:

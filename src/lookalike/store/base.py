@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from lookalike.embed.classes import TopClasses
+from lookalike.embed.local_features import LocalFeatures
 from lookalike.search.filters import Filters
 from lookalike.store.catalogue import ClassTable, Upsert
 from lookalike.store.record import ImageRecord
@@ -78,6 +79,11 @@ class Store(Protocol):
 
     def vector(self, image_id: int) -> np.ndarray | None:
         """The stored (raw) vector, float32 (dim,)."""
+        ...
+
+    def local_features(self, ids: Sequence[int]) -> dict[int, LocalFeatures]:
+        """The stored local features of these images, for spatial re-ranking (images
+        indexed without them are absent)."""
         ...
 
     def all_vectors(self) -> np.ndarray:

@@ -28,6 +28,7 @@ import numpy as np
 
 from lookalike.decode.image import ImageMeta
 from lookalike.embed.classes import TopClasses
+from lookalike.embed.local_features import LocalFeatures
 from lookalike.errors import LookalikeError, StoreError
 from lookalike.files.paths import from_stored, to_stored
 from lookalike.search.filters import Filters
@@ -43,8 +44,9 @@ from lookalike.store.whitening import Whitening
 
 # 3: images.warnings (decode warnings), added by _migrate_from_v1; 4: the classes table;
 # 5: vector_file_samples (sampled checksums of large bases), vector_index 'faiss';
-# 6: the not_duplicates table (verdicts of ``lookalike dupes``)
-SCHEMA_VERSION = 6
+# 6: the not_duplicates table (verdicts of ``lookalike dupes``);
+# 7: the local_features table (spatial re-ranking)
+SCHEMA_VERSION = 7
 COLUMNS = ", ".join(RECORD_FIELDS)
 
 SCHEMA = f"""
@@ -78,6 +80,11 @@ CREATE TABLE IF NOT EXISTS classes (id INTEGER PRIMARY KEY, ids BLOB NOT NULL, p
 CREATE TABLE IF NOT EXISTS not_duplicates (
     a INTEGER NOT NULL, b INTEGER NOT NULL, PRIMARY KEY (a, b), CHECK (a < b)
 );
+-- Each embedded image's local features (float16 cell positions and descriptors), for spatial
+-- re-ranking. Images indexed before it (or by a model without them) have none.
+CREATE TABLE IF NOT EXISTS local_features (
+    id INTEGER PRIMARY KEY, positions BLOB NOT NULL, descriptors BLOB NOT NULL
+);
 """
 
 
@@ -97,6 +104,7 @@ class Upsert:
     reason: str | None = None
     meta: ImageMeta | None = None
     classes: TopClasses | None = None  # its top ImageNet classes, when the model has them
+    local_features: LocalFeatures | None = None  # for spatial re-ranking, when the model has them
 
 
 class CatalogueDamagedError(StoreError):
@@ -341,6 +349,20 @@ class Catalogue:
         """Every (a, b), a < b, that a person said is not a pair of duplicates."""
         return {(a, b) for a, b in self.conn.execute("SELECT a, b FROM not_duplicates")}
 
+    def local_features(self, ids: Sequence[int]) -> dict[int, LocalFeatures]:
+        """The stored local features of these images (those that have them)."""
+        found: dict[int, LocalFeatures] = {}
+        unique = list(dict.fromkeys(int(i) for i in ids))
+        for start in range(0, len(unique), 500):  # SQLite's bound-parameter limit
+            chunk = unique[start : start + 500]
+            rows = self.conn.execute(
+                "SELECT id, positions, descriptors FROM local_features "
+                f"WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update((r[0], LocalFeatures.from_bytes(r[1], r[2])) for r in rows)
+        return found
+
     def whitening(self) -> Whitening | None:
         row = self.conn.execute("SELECT data FROM whitening").fetchone()
         return Whitening.from_bytes(row[0]) if row else None
@@ -446,6 +468,7 @@ class Catalogue:
                     tx.execute("DELETE FROM vectors WHERE id = ?", row)
                     tx.execute("DELETE FROM classes WHERE id = ?", row)
                     tx.execute("DELETE FROM not_duplicates WHERE a = ?1 OR b = ?1", row)
+                    tx.execute("DELETE FROM local_features WHERE id = ?", row)
                     tx.execute(
                         "INSERT INTO removed (id, generation) VALUES (?, ?)", (row[0], generation)
                     )
@@ -464,6 +487,7 @@ class Catalogue:
                 )
                 row = tx.execute(upsert_sql, values).fetchone()
                 _write_classes(tx, row[0], u.classes)
+                _write_local_features(tx, row[0], u.local_features)
                 if u.vector is not None:
                     (blob,) = self.codec.encode(u.vector[None])
                     tx.execute(
@@ -598,6 +622,19 @@ def _write_classes(tx: sqlite3.Connection, image_id: int, classes: TopClasses | 
         tx.execute(
             "INSERT OR REPLACE INTO classes (id, ids, probs) VALUES (?, ?, ?)",
             (image_id, *classes.to_bytes()),
+        )
+
+
+def _write_local_features(
+    tx: sqlite3.Connection, image_id: int, features: LocalFeatures | None
+) -> None:
+    """Replace (or, None, drop) one image's stored local features."""
+    if features is None:
+        tx.execute("DELETE FROM local_features WHERE id = ?", (image_id,))
+    else:
+        tx.execute(
+            "INSERT OR REPLACE INTO local_features (id, positions, descriptors) VALUES (?, ?, ?)",
+            (image_id, *features.to_bytes()),
         )
 
 

@@ -29,6 +29,7 @@ TABLES = (
     "images",
     "vectors",
     "classes",
+    "local_features",
     "removed",
     "whitening",
     "vector_files",
@@ -221,6 +222,7 @@ def _drop_orphans(conn: sqlite3.Connection) -> int:
         "DELETE FROM not_duplicates WHERE a NOT IN (SELECT id FROM images) "
         "OR b NOT IN (SELECT id FROM images)"
     )
+    conn.execute("DELETE FROM local_features WHERE id NOT IN (SELECT id FROM images)")
     return int(dropped)
 
 
