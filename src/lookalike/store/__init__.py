@@ -45,5 +45,5 @@ def create_store(
     location: str | Path, model_name: str, model_id: str, dim: int, compact: bool = False
 ) -> Store:
     """A new, empty store at ``location`` for vectors of ``model_id`` (``dim`` floats);
-    ``compact`` keeps them in under 1 KB an image (store/codec.py, store/ann.py)."""
+    ``compact`` keeps them small, about 1 KB an image (store/codec.py, store/ann.py)."""
     return LocalStore.create(Path(location), model_name, model_id, dim, compact)

@@ -39,7 +39,7 @@ class StoreInfo:
     whitening_dim: int | None  # searched in this many whitened dimensions, if learned
     vector_index: str = "flat"  # the kind of vector index searched, e.g. "ivf2048-sq8 nprobe=16"
     recall_at_10: float | None = None  # its last measured recall@10 against exact search
-    compact: bool = False  # vectors kept in under 1 KB an image (lookalike index --compact)
+    compact: bool = False  # vectors kept small, about 1 KB an image (lookalike index --compact)
 
 
 class Store(Protocol):
