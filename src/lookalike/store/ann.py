@@ -173,6 +173,11 @@ def pq_bytes(dim: int) -> int:
     return max(m for m in range(1, min(PQ_BYTES, max(1, dim // 4)) + 1) if dim % m == 0)
 
 
+def is_approximate(index: faiss.Index | None) -> bool:
+    """True for an inverted file (its candidates are re-scored), False for exact search."""
+    return index is not None and _ivf(index) is not None
+
+
 def _is_pq(ivf: faiss.IndexIVF) -> bool:
     return isinstance(faiss.downcast_index(ivf), faiss.IndexIVFPQ)
 

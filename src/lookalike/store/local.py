@@ -201,7 +201,13 @@ class LocalStore:
         self, vectors: VectorIndex, queries: np.ndarray, ids: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """The best ``k`` of each row's candidate ``ids`` by exact inner product."""
-        stored = self.catalogue.vectors_of(sorted({int(i) for i in ids.ravel() if i >= 0}))
+        raw = self.catalogue.vectors_of(sorted({int(i) for i in ids.ravel() if i >= 0}))
+        # each candidate transformed once, though several queries may share it
+        stored = (
+            dict(zip(raw, vectors.transform(np.stack(list(raw.values()))), strict=True))
+            if raw
+            else {}
+        )
         queries = vectors.transform(queries)
         out_scores = np.full((len(ids), k), -np.inf, np.float32)
         out_ids = np.full((len(ids), k), -1, np.int64)
@@ -209,7 +215,7 @@ class LocalStore:
             known = [int(i) for i in candidates if int(i) in stored]
             if not known:
                 continue
-            exact = vectors.transform(np.stack([stored[i] for i in known])) @ query
+            exact = np.stack([stored[i] for i in known]) @ query
             best = np.argsort(-exact, kind="stable")[:k]
             out_scores[row, : len(best)] = exact[best]
             out_ids[row, : len(best)] = np.asarray(known, np.int64)[best]

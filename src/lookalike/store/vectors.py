@@ -68,7 +68,7 @@ class VectorIndex:
     @property
     def approximate(self) -> bool:
         """True if the base is an approximate index (its scores are re-scored exactly)."""
-        return self.base is not None and ann.describe(self.base) != "flat"
+        return ann.is_approximate(self.base)
 
     def shortlist(self, k: int) -> int:
         """Candidates to ask :meth:`search` for, to re-score exactly for ``k`` results."""
@@ -112,7 +112,7 @@ class VectorIndex:
             if self.base is not None:
                 self.hidden = np.union1d(self.hidden, stale)
         for ids, vectors in catalogue.vectors_since(self.generation):
-            self.delta.add_with_ids(self._transform(vectors), ids)
+            self.delta.add_with_ids(self.transform(vectors), ids)
         self.generation = target
         self.size = catalogue.count("ok")
         return True
@@ -125,10 +125,10 @@ class VectorIndex:
         ``allowed`` (int64 ids, ascending), if given, restricts the search to those ids: FAISS
         skips the others while scanning (an ``IDSelector``), rather than the caller trimming
         results. Scores from an approximate base are approximate: see :meth:`approximate`."""
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        queries = np.asarray(queries)
         if queries.ndim != 2 or queries.shape[1] != self.raw_dim:
             raise ValueError(f"queries must be (n, {self.raw_dim}), got {queries.shape}")
-        queries = self._transform(queries)
+        queries = self.transform(queries)
         n = len(queries)
         candidates = len(self) if allowed is None else min(len(self), len(allowed))
         if candidates == 0:
@@ -148,12 +148,10 @@ class VectorIndex:
         best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(scores, best, 1), np.take_along_axis(ids, best, 1)
 
-    def _transform(self, vectors: np.ndarray) -> np.ndarray:
-        return self.whitening.apply(vectors) if self.whitening else vectors
-
     def transform(self, raw: np.ndarray) -> np.ndarray:
-        """Stored raw vectors float32 (n, raw_dim) as this index compares them."""
-        return self._transform(np.ascontiguousarray(raw, dtype=np.float32))
+        """Raw vectors float32 (n, raw_dim) as this index compares them (whitened, if)."""
+        raw = np.ascontiguousarray(raw, dtype=np.float32)
+        return self.whitening.apply(raw) if self.whitening else raw
 
 
 def _only(ids: np.ndarray | None) -> faiss.IDSelector | None:
@@ -169,19 +167,14 @@ def _search(
     return index.search(queries, k, params=ann.search_params(index, selector))
 
 
-def pending_changes(directory: Path, catalogue: Catalogue) -> tuple[int | None, int]:
-    """(generation of the usable base or None, vectors changed since it)."""
-    generation = usable_base(directory, catalogue)
-    return generation, len(catalogue.ids_changed_since(generation or 0))
-
-
 def wants_merge(directory: Path, catalogue: Catalogue) -> bool:
     """True if a writer should save a new base: there is none (or none usable) yet, the
     collection is small enough to rewrite cheaply, the delta outgrew :data:`DELTA_LIMIT`, or
     the base is the wrong kind for the collection's size now."""
-    generation, changed = pending_changes(directory, catalogue)
+    generation = usable_base(directory, catalogue)
     if generation is None:
         return True
+    changed = len(catalogue.ids_changed_since(generation))
     if changed == 0:
         return False
     n = catalogue.count("ok")
@@ -298,7 +291,7 @@ def read_base(
 
 def _dim(catalogue: Catalogue) -> int:
     whitening = catalogue.whitening()
-    return whitening.dim if whitening else int(catalogue.meta()["dim"])
+    return whitening.dim if whitening else catalogue.dim
 
 
 def remove_temporary_files(directory: Path) -> None:
