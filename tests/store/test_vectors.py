@@ -14,6 +14,7 @@ from lookalike.search.filters import Filters
 from lookalike.store import LocalStore, ann, vectors
 from lookalike.store.catalogue import Upsert
 from lookalike.store.codec import CompactCodec
+from lookalike.store.local import COMPACT_PAGE_SIZE
 from lookalike.store.vectors import saved_generations
 
 DIM = 32
@@ -187,3 +188,6 @@ def test_a_compact_store_keeps_small_vectors_and_searches_through_product_codes(
     reopened = LocalStore.open(tmp_path / "idx")  # the codec is the index's, not the caller's
     assert reopened.compact and reopened.vector(first.id) is not None
     assert float(reopened.vector(first.id) @ data[7]) > 0.99  # type: ignore[operator]
+    # its rows of 808 bytes fill large pages better than SQLite's default 4 KB ones
+    page_size = reopened.catalogue.conn.execute("PRAGMA page_size").fetchone()[0]
+    assert page_size == COMPACT_PAGE_SIZE > 4096

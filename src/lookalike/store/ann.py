@@ -23,6 +23,11 @@ import numpy as np
 EXACT_LIMIT = 20_000
 TARGET_RECALL = 0.97  # of the tuning queries' top 10, against exact search
 NPROBES = (4, 8, 16, 32, 64, 128, 256)
+# Held-out stored vectors still have their near copies in the index, which flatters them:
+# new photos (held-out real images) reach recall@10 0.958 with 16 lists at 100,000 vectors
+# (512 lists) and 0.980 at 1,000,000 (2,048 lists), benchmarks/search_scale.py, so tuning
+# starts there.
+MIN_NPROBE = 16
 TUNING_QUERIES = 200
 PQ_BYTES = 64  # compact mode: bytes of product-quantised code per vector
 K = 10
@@ -114,11 +119,7 @@ def tune_nprobe(index: faiss.Index, queries: np.ndarray, truth: np.ndarray) -> t
     ivf = _ivf(index)
     assert ivf is not None
     recall = 0.0
-    # Held-out stored vectors still have their near copies in the index, which flatters them:
-    # new photos need about nlist / 32 lists for recall@10 0.95 (0.958 at 100,000 vectors,
-    # benchmarks/search_scale.py), so tuning starts there.
-    floor = max(1, ivf.nlist // 32)
-    for nprobe in sorted({min(max(p, floor), ivf.nlist) for p in NPROBES}):
+    for nprobe in sorted({min(max(p, MIN_NPROBE), ivf.nlist) for p in NPROBES}):
         ivf.nprobe = nprobe
         _, found = index.search(queries, shortlist(index, K))
         recall = recall_at_k(found, truth)
@@ -143,19 +144,25 @@ def recall_at_k(
     return float(np.mean(hits)) if hits else 1.0
 
 
-def search_params(index: faiss.Index, selector: faiss.IDSelector | None) -> faiss.SearchParameters:
-    """Parameters for one search: the selector, and the index's own nprobe (an IVF search
-    given parameters ignores the nprobe stored in the index)."""
+def search(
+    index: faiss.Index, queries: np.ndarray, k: int, selector: faiss.IDSelector | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scores float32 (n, k), ids int64 (n, k)) of float32 (n, dim) ``queries`` among the ids
+    ``selector`` keeps, at the index's own nprobe (an IVF search given parameters ignores the
+    nprobe stored in the index). One query scans its lists on every thread (FAISS's default
+    splits a batch by query, which leaves one query on one core: 2.4 against 1.3 ms at a
+    million vectors, 16 lists, 2 threads)."""
     ivf = _ivf(index)
     if ivf is not None:
         for_ivf = faiss.SearchParametersIVF()
         for_ivf.nprobe = ivf.nprobe
         params: faiss.SearchParameters = for_ivf
+        ivf.parallel_mode = 1 if len(queries) == 1 else 0
     else:
         params = faiss.SearchParameters()
     if selector is not None:
         params.sel = selector
-    return params
+    return index.search(queries, k, params=params)
 
 
 def describe(index: faiss.Index | None) -> str:

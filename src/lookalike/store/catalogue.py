@@ -170,12 +170,13 @@ class Catalogue:
     A user who may not write the index (a read-only share, another user's index) opens it
     read-only; every SQLite error leaves as a one-line :class:`StoreError`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, page_size: int | None = None) -> None:
+        """``page_size``: bytes of a SQLite page of a new file (else SQLite's 4,096)."""
         self.path = path
         existed = path.exists()
         self.writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
         try:
-            self.conn = self._connect()
+            self.conn = self._connect(page_size)
             if existed:  # a damaged header or first page fails here rather than later
                 self.meta()
         except sqlite3.Error as exc:
@@ -183,7 +184,7 @@ class Catalogue:
                 raise _damaged(path, f"not a lookalike catalogue: {exc}") from exc
             raise _translate(exc, path) from exc
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, page_size: int | None) -> sqlite3.Connection:
         def connect(target: str | Path, uri: bool = False) -> sqlite3.Connection:
             # Shared between a server's threads; the store serialises access with its mutex.
             return sqlite3.connect(
@@ -192,6 +193,8 @@ class Catalogue:
 
         if self.writable or not self.path.exists():
             conn = connect(self.path)
+            if page_size:  # only a new file takes it, and only before WAL writes the header
+                conn.execute(f"PRAGMA page_size={int(page_size)}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, never corrupt
             return conn

@@ -39,6 +39,9 @@ from lookalike.store.whitening import Whitening
 
 CATALOGUE_FILE = "catalogue.sqlite"
 STORE_KIND = "sqlite"
+# A compact vector row (808 bytes) fills 4 KB pages to 80 %, 16 KB ones to 94 %: 874 bytes an
+# image of vectors table against 1,038 (measured on 100,000 rows).
+COMPACT_PAGE_SIZE = 16384
 
 
 class LocalStore:
@@ -103,7 +106,9 @@ class LocalStore:
         if cls.exists(directory):
             raise LookalikeError(f"an index already exists at {directory}")
         with WriterLock(directory):
-            catalogue = Catalogue(directory / CATALOGUE_FILE)
+            catalogue = Catalogue(
+                directory / CATALOGUE_FILE, COMPACT_PAGE_SIZE if compact else None
+            )
             catalogue.initialise(
                 {
                     "model_name": model_name,

@@ -164,7 +164,7 @@ def _search(
     if index.ntotal == 0:
         n = len(queries)
         return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
-    return index.search(queries, k, params=ann.search_params(index, selector))
+    return ann.search(index, queries, k, selector)
 
 
 def wants_merge(directory: Path, catalogue: Catalogue) -> bool:
