@@ -425,18 +425,19 @@ class Catalogue:
         ).fetchone()
         return str(row[0]) if row else None
 
-    def vectors_of(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        """id -> stored vector float32 (dim,) of those of ``ids`` that have one."""
-        found: dict[int, np.ndarray] = {}
+    def vectors_of(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int64 (m,), vectors float32 (m, dim)) of those of ``ids`` that have a stored
+        vector, ascending by id."""
+        rows: list[tuple[int, bytes]] = []
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(
+            rows += self.conn.execute(
                 f"SELECT id, vector FROM vectors WHERE id IN ({marks})", chunk
             ).fetchall()
-            decoded = self._decode([blob for _, blob in rows])
-            found.update((i, v) for (i, _), v in zip(rows, decoded, strict=True))
-        return found
+        rows.sort()
+        found = np.fromiter((i for i, _ in rows), np.int64, len(rows))
+        return found, self._decode([blob for _, blob in rows])
 
     def recall(self) -> tuple[float, int, str] | None:
         """The last measured recall@10 of the vector index: (recall, generation, how)."""

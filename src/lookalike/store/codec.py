@@ -15,6 +15,7 @@ import numpy as np
 
 BITS = 5
 LEVELS = (1 << BITS) - 1
+_BIT_WEIGHTS = (1 << np.arange(BITS)).astype(np.uint8)
 
 
 class VectorCodec(Protocol):
@@ -59,14 +60,11 @@ class CompactCodec:
         n, dim = vectors.shape
         low = vectors.min(axis=1, keepdims=True)
         span = np.maximum(vectors.max(axis=1, keepdims=True) - low, 1e-12)
-        levels = np.zeros((n, _groups(dim) * 8), np.uint64)
-        levels[:, :dim] = np.rint((vectors - low) / span * LEVELS).astype(np.uint64)
-        eights = levels.reshape(n, -1, 8)
-        packed = np.zeros(eights.shape[:2], np.uint64)
-        for j in range(8):  # 8 levels of 5 bits -> one 40-bit number -> 5 bytes
-            packed |= eights[:, :, j] << np.uint64(BITS * j)
-        shifts = np.arange(BITS, dtype=np.uint64) * np.uint64(8)
-        data = ((packed[:, :, None] >> shifts) & np.uint64(0xFF)).astype(np.uint8).reshape(n, -1)
+        levels = np.zeros((n, _groups(dim) * 8), np.uint8)
+        levels[:, :dim] = np.rint((vectors - low) / span * LEVELS).astype(np.uint8)
+        # each level's 5 bits, lowest first, one after another: 8 levels -> 5 bytes
+        bits = (levels[:, :, None] >> np.arange(BITS, dtype=np.uint8)) & 1
+        data = np.packbits(bits.reshape(n, -1), axis=1, bitorder="little")
         ranges = np.concatenate([low, low + span], axis=1).astype(np.float32)
         return [r.tobytes() + d.tobytes() for r, d in zip(ranges, data, strict=True)]
 
@@ -76,14 +74,10 @@ class CompactCodec:
             return np.zeros((0, dim), np.float32)
         raw = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(n, self.blob_size(dim))
         ranges = raw[:, :8].copy().view(np.float32)
-        data = raw[:, 8:].reshape(n, -1, BITS).astype(np.uint64)
-        shifts = np.arange(BITS, dtype=np.uint64) * np.uint64(8)
-        packed = np.bitwise_or.reduce(data << shifts, axis=2)
-        mask = np.uint64(LEVELS)
-        levels = np.stack([(packed >> np.uint64(BITS * j)) & mask for j in range(8)], axis=2)
-        levels = levels.reshape(n, -1)[:, :dim].astype(np.float32)
+        bits = np.unpackbits(raw[:, 8:], axis=1, bitorder="little").reshape(n, -1, BITS)
+        levels = (bits @ _BIT_WEIGHTS)[:, :dim].astype(np.float32)
         low, high = ranges[:, :1], ranges[:, 1:2]
-        vectors = low + levels / LEVELS * (high - low)
+        vectors = low + levels * ((high - low) / LEVELS)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         unit: np.ndarray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
         return unit

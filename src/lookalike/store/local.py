@@ -206,24 +206,20 @@ class LocalStore:
         self, vectors: VectorIndex, queries: np.ndarray, ids: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """The best ``k`` of each row's candidate ``ids`` by exact inner product."""
-        raw = self.catalogue.vectors_of(sorted({int(i) for i in ids.ravel() if i >= 0}))
-        # each candidate transformed once, though several queries may share it
-        stored = (
-            dict(zip(raw, vectors.transform(np.stack(list(raw.values()))), strict=True))
-            if raw
-            else {}
-        )
+        known, raw = self.catalogue.vectors_of(np.unique(ids[ids >= 0]).tolist())
+        stored = vectors.transform(raw)  # each candidate once, though queries may share it
         queries = vectors.transform(queries)
         out_scores = np.full((len(ids), k), -np.inf, np.float32)
         out_ids = np.full((len(ids), k), -1, np.int64)
+        if not len(known):
+            return out_scores, out_ids
         for row, (query, candidates) in enumerate(zip(queries, ids, strict=True)):
-            known = [int(i) for i in candidates if int(i) in stored]
-            if not known:
-                continue
-            exact = np.stack([stored[i] for i in known]) @ query
+            at = np.minimum(np.searchsorted(known, candidates), len(known) - 1)
+            at = at[known[at] == candidates]  # padding (-1) and vanished ids drop out
+            exact = stored[at] @ query
             best = np.argsort(-exact, kind="stable")[:k]
             out_scores[row, : len(best)] = exact[best]
-            out_ids[row, : len(best)] = np.asarray(known, np.int64)[best]
+            out_ids[row, : len(best)] = known[at[best]]
         return out_scores, out_ids
 
     def count(self) -> int:
@@ -286,9 +282,8 @@ class LocalStore:
     def measure_recall(self, queries: int) -> float:
         ids = self.catalogue.matching_ids(Filters())
         chosen = np.random.default_rng().choice(ids, min(queries, len(ids)), replace=False)
-        stored = self.catalogue.vectors_of(chosen.tolist())
-        raw = np.stack([stored[int(i)] for i in chosen]) if len(chosen) else None
-        if raw is None:
+        _, raw = self.catalogue.vectors_of(chosen.tolist())
+        if not len(raw):
             return 1.0
         with self._mutex:
             vectors = self.vectors
