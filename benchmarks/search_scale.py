@@ -212,7 +212,9 @@ def main() -> None:
             del exact
             measure_store(args.store / f"n{n}", base, queries, truth, photo)
             if args.compact:
-                measure_store(args.store / f"n{n}", base, queries, truth, photo, compact=True)
+                measure_store(
+                    args.store / f"n{n}-compact", base, queries, truth, photo, compact=True
+                )
 
 
 if __name__ == "__main__":

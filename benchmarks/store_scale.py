@@ -9,7 +9,8 @@ the grown vectors of ``search_scale.py``, then measures:
   on 1 and 2 threads, recall@10 of the held-out real queries against exact search;
 - a searching process's peak resident memory (a fresh interpreter, 300 queries);
 - adding 1,000 records, removing 1,000, and one merge of the delta into the base (store work
-  only: the vectors are given);
+  only: the vectors are given), and the peak memory of a fresh process that adds 1,000 or
+  merges, against a searching one's;
 - ``lookalike search one.jpg``, ``lookalike info`` and an unchanged ``lookalike index`` as whole
   commands, with their peak memory: the first search cold (after dropping the page cache when
   this process may, else said), then warm;
@@ -188,6 +189,32 @@ def updates(store: LocalStore, paths: list[Path], grown: np.ndarray) -> dict[str
     }
 
 
+def update_peaks_mb(directory: Path, grown: np.ndarray, stat: os.stat_result) -> dict[str, object]:
+    """Peak resident MB of a fresh process that adds 1,000 records, and of one that adds
+    DELTA_LIMIT (so that the delta is merged into a new base); both are removed again."""
+    from lookalike.store import vectors
+
+    np.save(directory / "grown.npy", grown[: vectors.DELTA_LIMIT])
+    out: dict[str, object] = {}
+    for name, count in (("add_1000_peak_mb", 1000), ("merge_peak_mb", vectors.DELTA_LIMIT)):
+        _, out[name] = peak_mb(
+            "import numpy as np\n"
+            "from pathlib import Path\n"
+            "from lookalike.store.catalogue import Upsert\n"
+            "from lookalike.store.local import LocalStore\n"
+            f"store = LocalStore.open(Path({str(directory / 'index')!r}))\n"
+            f"grown = np.load({str(directory / 'grown.npy')!r})\n"
+            "with store.writing():\n"
+            f"    store.write(Upsert(f'/peak/{{i}}.jpg', {stat.st_size}, {stat.st_mtime_ns}, "
+            f"grown[i]) for i in range({count}))\n"
+        )
+        store = LocalStore.open(directory / "index")
+        with store.writing():
+            store.write([], removals=[f"/peak/{i}.jpg" for i in range(count)])
+        store.close()
+    return out
+
+
 def command(*args: str) -> tuple[float, float]:
     """(seconds, peak resident MB) of one ``lookalike`` command in a fresh interpreter."""
     return peak_mb(
@@ -251,6 +278,7 @@ def measure_store(
     row["vector_table_bytes_per_image"] = round(sizes["vector_table_bytes"] / len(base), 1)  # type: ignore[operator]
     row.update(updates(store, paths, base[::-1].copy()))
     store.close()
+    row.update(update_peaks_mb(directory, base[::-1].copy(), paths[0].stat()))
     row.update(whole_commands(directory, query))
     row["load"] = round(os.getloadavg()[0], 2)
     print(json.dumps(row))
