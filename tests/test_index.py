@@ -78,9 +78,13 @@ def test_every_query_kind_finds_the_edited_photos_original(
     }[kind]
     with Index.open(built_index) as index:
         hits = index.search(query, k=3)
+        (by_cosine,) = index.search_many([query], k=3, rerank=False)
     assert hits[0].path == str(photo_library / "chelsea.jpg")
     assert hits[0].score > hits[1].score + 0.2
-    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # spatial re-ranking may swap hits whose cosines are close (scores stay cosines): the
+    # global ranking alone is in score order
+    scores = [h.score for h in by_cosine.hits]
+    assert scores == sorted(scores, reverse=True) and by_cosine.hits[0].path == hits[0].path
 
 
 def test_an_indexed_query_comes_first_unless_excluded(

@@ -194,7 +194,10 @@ def test_move_is_a_dry_run_then_moves_with_a_journal_and_undo_restores_the_tree(
         assert str(review / "copies/coffee-q70.jpg") in paths
         assert str(root / "copies/coffee-q70.jpg") not in paths
         hits = opened.search(str(review / "copies/coffee-q70.jpg"), k=2)
-        assert {Path(h.path).name for h in hits} == {"coffee-q70.jpg", "coffee.jpg"}
+        # itself at its new path, then the original or its other copy (which of the two
+        # comes first depends on the int8 kernels of the CPU)
+        assert hits[0].path == str(review / "copies/coffee-q70.jpg")
+        assert Path(hits[1].path).name in {"coffee.jpg", "coffee-half.jpg"}
     # Moved copies are still copies; --exclude (as --move-to does) leaves them out.
     rescan = groups_of(run_cli("dupes", "--index", str(index), "--json", check=True))
     assert len(rescan) == 3

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,21 +53,28 @@ def plan_add(
     roots = absolute_roots(paths)
     known = store.stat_map()
     failed = {r.path for r in store.iter_records("skipped")}
-    indexed = {p for p in known if p not in failed}
     plan = Plan()
     unlisted: list[str] = []
     unclassified = store.unclassified_paths() if classify else set()
+
+    # Only one set the size of the store: the known paths the walk has not met yet (a re-run
+    # over a million unchanged files held two more, of its own path strings: 190 MB).
+    def indexed() -> Iterator[str]:
+        return (p for p in known if p not in failed)
 
     def walk_error(path: str, reason: str) -> None:
         plan.skipped.append((path, reason))
         unlisted.append(path)
 
-    missing = [r for r in roots if not os.path.exists(r) and _any_under(indexed, r)]
-    seen: set[str] = set()
+    missing = [r for r in roots if not os.path.exists(r) and _any_under(indexed(), r)]
+    unseen = set(known)
+    found: set[str] = set()  # roots the walk found a file under
     walked = [r for r in roots if r not in missing]
     walk = walk_images(walked, walk_error, exclude=[store.location], on_folder=on_folder)
     for entry in walk:
-        seen.add(entry.path)
+        unseen.discard(entry.path)
+        if len(found) < len(walked):
+            found.update(r for r in walked if is_under(entry.path, [r]))
         old = known.get(entry.path)
         if old and (old[1], old[2]) == (entry.size, entry.mtime_ns):
             plan.unchanged += 1
@@ -79,17 +86,18 @@ def plan_add(
             plan.known.add(entry.path)
     for root in roots:
         # nothing at all found there: no file, and no skip (which protects what is under it)
-        found = _any_under(seen, root) or _any_under(unlisted, root)
-        gone = root in missing or not (found or is_under(root, unlisted))
-        if gone and not prune and _any_under(indexed, root):
-            if root in indexed:  # a file given by name: its record stays as it is
+        gone = root in missing or not (
+            root in found or _any_under(unlisted, root) or is_under(root, unlisted)
+        )
+        if gone and not prune and _any_under(indexed(), root):
+            if root in known and root not in failed:  # a file given by name: stays as it is
                 plan.kept.append((root, "file is missing; it stays indexed (use --prune)"))
             else:
-                plan.skipped.append((root, _kept(root, _count_under(indexed, root))))
+                plan.skipped.append((root, _kept(root, _count_under(indexed(), root))))
             unlisted.append(root)
     reported = {p for p, _ in (*plan.skipped, *plan.kept)}
-    for path in known:
-        if path in seen or path in reported or not is_under(path, roots):
+    for path in unseen:
+        if path in reported or not is_under(path, roots):
             continue
         if not prune and is_under(path, unlisted):
             continue

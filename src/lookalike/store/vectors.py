@@ -15,6 +15,8 @@ update of a million-image index does not rewrite a whole-collection file.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import os
 import re
@@ -38,6 +40,7 @@ VECTOR_INDEX_KIND = "faiss"  # recorded in the catalogue: a base file and a repl
 DELTA_LIMIT = 20_000
 FULL_CHECK_BYTES = 64 << 20  # a larger base is verified on open by sampled blocks
 SAMPLE_BLOCKS, SAMPLE_BLOCK_BYTES = 64, 64 << 10
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 
 
 class VectorIndex:
@@ -203,6 +206,7 @@ def save_base(directory: Path, catalogue: Catalogue, rng: np.random.Generator) -
     index = None
     old = usable_base(directory, catalogue)
     if old is not None and old < generation:
+        _return_freed_memory_promptly()
         index = read_base(directory, old, catalogue, dim, mapped=False)
     if index is not None and not ann.wants_rebuild(index, n):
         stale = catalogue.ids_changed_since(old or 0)
@@ -221,6 +225,15 @@ def save_base(directory: Path, catalogue: Catalogue, rng: np.random.Generator) -
     kind = ann.describe(index)
     catalogue.set_meta({"vector_base": kind})
     return kind
+
+
+def _return_freed_memory_promptly() -> None:
+    """Have glibc give large freed blocks back to the system at once. FAISS grows an inverted
+    list by copying it; glibc's adaptive threshold then serves the copies from the heap and
+    keeps the freed ones: merging 20,000 vectors into a million-image base peaked at 2.0 GB,
+    against 1.6 GB with a fixed threshold (the base alone is 1.3 GB)."""
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not glibc
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, 256 << 10)
 
 
 def write_base(directory: Path, generation: int, index: faiss.Index, catalogue: Catalogue) -> None:
