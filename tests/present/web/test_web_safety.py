@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from PIL import Image
 from lookalike.config import load_settings
 from lookalike.index import Index
 from lookalike.present.cli import build_parser, main
-from lookalike.present.web.cli import is_loopback, server_config
+from lookalike.present.web.cli import bind, is_loopback, server_config
 from lookalike.present.web.service import ServerConfig
 
 TOKEN = "s3cret-token"
@@ -356,3 +357,14 @@ def test_security_headers_on_every_response(client: TestClient) -> None:
         headers = client.get(url).headers
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["x-frame-options"] == "DENY"
+
+
+def test_the_listening_socket_sends_small_responses_at_once() -> None:
+    # accepted connections inherit TCP_NODELAY: a kept-alive client's next answer is not
+    # held 40 ms for its delayed ACK
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        sock.close()
