@@ -51,8 +51,9 @@ class RayRunner:
     one ``ray start`` left on this machine), else on a Ray started here with this machine's
     cores and stopped by :meth:`close`.
 
-    ``startup_s`` is what connecting or starting took, in seconds (None until started).
-    Use it as a context manager, or call :meth:`close`.
+    Ray starts with the first :meth:`map` (a run with nothing to embed never starts it);
+    ``startup_s`` is what connecting or starting took, in seconds (None until then). Use it
+    as a context manager, or call :meth:`close`.
     """
 
     def __init__(
@@ -66,15 +67,16 @@ class RayRunner:
         self.actors = actors
         self.cpus_per_actor = cpus_per_actor
         self.startup_s: float | None = None
-        self._ray: ModuleType | None = None
+        self._ray = _import_ray()  # now, so that a missing Ray is said before any work
+        self._started = False
         self._owned = False  # whether close() ends the Ray session (we called ray.init)
 
     def start(self) -> None:
         """Connect to the cluster, or start a local Ray; a session already open in this
         process (a notebook's, a test's) is used as it is and left open."""
-        if self._ray is not None:
+        if self._started:
             return
-        ray = _import_ray()
+        ray = self._ray
         began = time.perf_counter()
         if not ray.is_initialized():
             _quiet_ray(ray)
@@ -97,17 +99,16 @@ class RayRunner:
         ray.data.DataContext.get_current().enable_progress_bars = False
         ray.data.DataContext.get_current().print_on_execution_start = False
         self.startup_s = time.perf_counter() - began
-        self._ray = ray
+        self._started = True
 
     def close(self) -> None:
         """End the Ray session if :meth:`start` began it (a local Ray's processes stop with
         it; a cluster's go on)."""
-        if self._ray is not None and self._owned:
+        if self._owned:
             self._ray.shutdown()
-        self._ray, self._owned = None, False
+        self._started = self._owned = False
 
     def __enter__(self) -> RayRunner:
-        self.start()
         return self
 
     def __exit__(
@@ -121,7 +122,6 @@ class RayRunner:
         if self.actors is not None:
             return self.actors
         self.start()
-        assert self._ray is not None
         cpus = float(self._ray.cluster_resources().get("CPU", 1))
         return max(1, int(cpus // self.cpus_per_actor))
 
@@ -136,7 +136,6 @@ class RayRunner:
             return
         self.start()
         ray = self._ray
-        assert ray is not None
         rows = [
             # paths as bytes: a file name that is not UTF-8 is no Arrow string
             {"seq": i, "path": os.fsencode(e.path), "size": e.size, "mtime_ns": e.mtime_ns}
