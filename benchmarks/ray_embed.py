@@ -73,6 +73,7 @@ def main() -> None:
         print(f"{n} images from {args.path}, {cores} cores, batch {args.batch_size}")
         with Index.create(work / "warm-up") as index:  # exports the ONNX file once
             index.add([folder], runner=LocalRunner(), batch_size=args.batch_size)
+        timed_add(work, "local-one-batch", one_batch, LocalRunner(), args.batch_size)
         rates: dict[str, list[float]] = {}
         for run in (1, 2):
             rates.setdefault("local", []).append(
@@ -84,10 +85,7 @@ def main() -> None:
             print(f"  Ray start-up       {time.perf_counter() - began:6.2f} s  (load {load()})")
             for actors in args.actors:
                 ray.actors = actors
-                start = time.perf_counter()
-                timed_add(work, f"ray-{actors}a-batch", one_batch, ray, args.batch_size)
-                fixed = time.perf_counter() - start
-                print(f"  a run of one batch: {fixed:.2f} s (actors started, models built)")
+                timed_add(work, f"ray-{actors}a-one-batch", one_batch, ray, args.batch_size)
                 for run in (1, 2):
                     rates.setdefault(f"ray, {actors} actors", []).append(
                         timed_add(work, f"ray-{actors}a-{run}", folder, ray, args.batch_size)
