@@ -21,7 +21,7 @@ from lookalike.errors import ModelMismatchError
 from lookalike.files.walk import FileEntry
 from lookalike.pipeline import EmbeddedFile, EmbedderSpec, LocalRunner, Mapper
 from lookalike.pipeline.ray_runner import RayRunner, _in_order
-from lookalike.store import Store
+from lookalike.store import ImageRecord, Store
 
 CORRUPT, EMPTY = "corrupt.jpg", "empty.png"
 
@@ -76,15 +76,17 @@ def ray_runner() -> Iterator[RayRunner]:
 
 @pytest.fixture(scope="module")
 def folder(photo_library: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Real photos, a file that is no image and an empty one."""
+    """Real photos (one under a name that is not UTF-8), a file that is no image and an
+    empty one."""
     root = tmp_path_factory.mktemp("ray") / "photos"
     shutil.copytree(photo_library, root)
+    (root / "coffee.jpg").rename(root / os.fsdecode(b"caf\xe9.jpg"))
     (root / CORRUPT).write_bytes(b"not a JPEG at all" * 10)
     (root / EMPTY).write_bytes(b"")
     return root
 
 
-def _contents(store: Store) -> tuple[list[object], dict[int, np.ndarray]]:
+def _contents(store: Store) -> tuple[list[ImageRecord], dict[int, np.ndarray]]:
     records = list(store.iter_records(None))
     vectors = {r.id: v for r in records if (v := store.vector(r.id)) is not None}
     return records, vectors
@@ -112,6 +114,8 @@ def test_ray_builds_the_index_the_local_executor_builds(
     assert "empty" in reasons[str(folder / EMPTY)]
     # same files, same ids (committed in the same order), same metadata and reasons
     assert records == local_records
+    by_name = {Path(r.path).name: r for r in records}
+    assert by_name[os.fsdecode(b"caf\xe9.jpg")].status == "ok"  # a name Arrow cannot hold
     assert vectors.keys() == local_vectors.keys()
     for image_id, vector in vectors.items():
         np.testing.assert_allclose(vector, local_vectors[image_id], atol=1e-5)
