@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from lookalike import Index
-from lookalike.errors import ModelMismatchError
+from lookalike.errors import ExecutorError, ModelMismatchError
 from lookalike.files.walk import FileEntry
 from lookalike.pipeline import EmbeddedFile, EmbedderSpec, LocalRunner, Mapper
 from lookalike.pipeline.ray_runner import RayRunner, _in_order
@@ -135,6 +135,15 @@ def test_a_model_error_in_an_actor_is_raised_here_as_itself(
     with pytest.raises(ModelMismatchError, match="another-vector-space") as caught:
         list(ray_runner.map(files, Mapper(spec), batch_size=4))
     assert "\n" not in str(caught.value)
+
+
+def test_a_bug_in_an_actor_is_one_line(ray_runner: RayRunner, folder: Path) -> None:
+    files = [FileEntry(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()]
+    broken = EmbedderSpec(123)  # type: ignore[arg-type]  # what a bug in the spec would send
+    with pytest.raises(ExecutorError) as caught:
+        list(ray_runner.map(files, Mapper(broken), batch_size=4))
+    message = str(caught.value)
+    assert message == "Ray failed: AttributeError: 'int' object has no attribute 'startswith'"
 
 
 def test_results_are_put_back_in_input_order() -> None:

@@ -252,10 +252,15 @@ def _check_reachable(address: str) -> None:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_CHAINED = re.compile(
+    r"\n\s*(?:The above exception was the direct cause of the following exception:"
+    r"|During handling of the above exception, another exception occurred:)\s*\n"
+)
 
 
 def _one_line(exc: BaseException) -> str:
-    """The line that says what went wrong: Ray's messages carry the remote traceback, whose
-    last line is the exception itself."""
-    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
+    """The line that says what went wrong: Ray's messages carry the remote traceback, first
+    the exception that started it (the last line of its part), then Ray Data's wrappers."""
+    root = _CHAINED.split(_ANSI.sub("", str(exc)))[0]
+    lines = [line.strip() for line in root.splitlines() if line.strip()]
     return lines[-1] if lines else type(exc).__name__
