@@ -10,7 +10,7 @@ from lookalike.errors import LookalikeError
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in ("INDEX", "MODEL", "BATCH_SIZE", "WORKERS"):
+    for name in ("INDEX", "MODEL", "BATCH_SIZE", "WORKERS", "EXECUTOR", "RAY_ADDRESS", "ACTORS"):
         monkeypatch.delenv(f"LOOKALIKE_{name}", raising=False)
     config = tmp_path / "config.toml"
     monkeypatch.setenv("LOOKALIKE_CONFIG", str(config))
@@ -47,3 +47,15 @@ def test_bad_config_is_a_clear_error(
     monkeypatch.setenv("LOOKALIKE_WORKERS", "many")
     with pytest.raises(LookalikeError, match="bad setting value"):
         load_settings()
+
+
+def test_executor_settings(clean_environment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clean_environment.write_text('executor = "ray"\nray_address = "head:6379"\n')
+    monkeypatch.setenv("LOOKALIKE_ACTORS", "3")
+    settings = load_settings()
+    assert (settings.executor, settings.ray_address, settings.actors) == ("ray", "head:6379", 3)
+    assert load_settings(executor="local").executor == "local"
+    with pytest.raises(LookalikeError, match="executor must be one of local, ray, got 'spark'"):
+        load_settings(executor="spark")
+    with pytest.raises(LookalikeError, match="actors must be 0"):
+        load_settings(actors=-1)

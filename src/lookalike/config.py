@@ -1,7 +1,8 @@
 """Settings from one source, in order: defaults, then the config file, then environment, then flags.
 
 The file is TOML at ``$LOOKALIKE_CONFIG`` or ``~/.config/lookalike/config.toml`` with keys of
-the same names as :class:`Settings` fields (``index``, ``model``, ``batch_size``, ``workers``).
+the same names as :class:`Settings` fields (``index``, ``model``, ``batch_size``, ``workers``,
+``executor``, ``ray_address``, ``actors``).
 Environment variables are ``LOOKALIKE_<FIELD>`` (``LOOKALIKE_INDEX``, ``LOOKALIKE_MODEL``...).
 """
 
@@ -54,6 +55,9 @@ def config_file() -> Path:
     return Path(base) / "lookalike" / "config.toml"
 
 
+EXECUTORS = ("local", "ray")  # where embedding runs (lookalike.pipeline.runner.open_runner)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run can be configured with."""
@@ -62,6 +66,9 @@ class Settings:
     model: str = "mobilenet_v2"
     batch_size: int = 32
     workers: int = 0  # decode threads; 0 picks from the machine's cores
+    executor: str = "local"  # where embedding runs: "local" (threads here) or "ray"
+    ray_address: str = ""  # the Ray cluster's HOST:PORT; "" starts a Ray for the run
+    actors: int = 0  # Ray actors, one model each; 0: one per CPU of the cluster
 
 
 def load_settings(**flags: Any) -> Settings:
@@ -88,6 +95,9 @@ def load_settings(**flags: Any) -> Settings:
             model=str(values.get("model", Settings.model)),
             batch_size=int(values.get("batch_size", Settings.batch_size)),
             workers=int(values.get("workers", Settings.workers)),
+            executor=str(values.get("executor", Settings.executor)),
+            ray_address=str(values.get("ray_address", Settings.ray_address)),
+            actors=int(values.get("actors", Settings.actors)),
         )
     except ValueError as exc:
         raise LookalikeError(f"bad setting value: {exc}") from exc
@@ -95,6 +105,12 @@ def load_settings(**flags: Any) -> Settings:
         raise LookalikeError(f"batch size must be at least 1, got {settings.batch_size}")
     if settings.workers < 0:
         raise LookalikeError(f"workers must be 0 (by cores) or more, got {settings.workers}")
+    if settings.executor not in EXECUTORS:
+        raise LookalikeError(
+            f"executor must be one of {', '.join(EXECUTORS)}, got {settings.executor!r}"
+        )
+    if settings.actors < 0:
+        raise LookalikeError(f"actors must be 0 (one per CPU) or more, got {settings.actors}")
     return settings
 
 

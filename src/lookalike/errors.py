@@ -33,6 +33,10 @@ class StoreError(LookalikeError):
     """The index's files cannot be read or written (damaged, disk full, no permission)."""
 
 
+class ExecutorError(LookalikeError):
+    """A distributed executor (Ray) cannot be reached, started or run to the end."""
+
+
 class LookalikeWarning(UserWarning):
     """Something was wrong and has been dealt with (a damaged cache rebuilt, say): the CLI
     prints it as one line on stderr."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from skimage import data
 from lookalike.embed.calibration import CALIBRATION
 from lookalike.embed.embedder import TorchEmbedder
 from lookalike.embed.model_id import int8_model_id
-from lookalike.embed.onnx import ExportSpec, OnnxEmbedder
+from lookalike.embed.onnx import ExportSpec, OnnxEmbedder, default_threads
 from lookalike.embed.registry import RUNTIMES, create_embedder, runtime_for
 from lookalike.errors import ModelNotFoundError
 
@@ -155,3 +156,10 @@ def test_an_index_reopens_with_the_precision_that_made_it(
     with Index.open(tmp_path / "int8") as index:  # no setting needed to search it
         assert index.search(photos[1], k=1)[0].path == str(photos[1])
         assert index.embedder.model_id.endswith(f"-int8-{TAG}")
+
+
+def test_inference_threads_follow_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as Ray sets it in a one-CPU actor
+    assert default_threads() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert default_threads() == len(os.sched_getaffinity(0))

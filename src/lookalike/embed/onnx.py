@@ -51,7 +51,12 @@ def onnx_available() -> bool:
 
 
 def default_threads() -> int:
-    """Threads for one inference session: every core this process may use."""
+    """Threads for one inference session: ``$OMP_NUM_THREADS`` where it is set (as PyTorch
+    reads it; Ray sets it to an actor's CPUs, so that two actors on two cores do not run four
+    threads), else every core this process may use."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 

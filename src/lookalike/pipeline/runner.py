@@ -15,8 +15,11 @@ import os
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Protocol
 
+from lookalike.config import EXECUTORS
+from lookalike.errors import LookalikeError
 from lookalike.files.walk import FileEntry
 from lookalike.pipeline.mapper import Decoded, EmbeddedFile, Mapper
 
@@ -31,6 +34,28 @@ class Runner(Protocol):
     def map(
         self, entries: Sequence[FileEntry], mapper: Mapper, batch_size: int
     ) -> Iterator[list[EmbeddedFile]]: ...
+
+
+@contextmanager
+def open_runner(
+    executor: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    actors: int | None = None,
+) -> Iterator[Runner]:
+    """The runner an executor names, for the time of a ``with`` block: "local" (threads
+    here, ``workers`` decode threads), or "ray" (``actors`` Ray actors on the cluster at
+    ``address``, else on a Ray started for the block and stopped after it). Only "ray"
+    imports Ray."""
+    if executor == "local":
+        yield LocalRunner(workers)
+        return
+    if executor != "ray":
+        raise LookalikeError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+    from lookalike.pipeline.ray_runner import RayRunner
+
+    with RayRunner(address, actors) as runner:
+        yield runner
 
 
 def default_workers(n_files: int) -> int:

@@ -15,10 +15,17 @@ from datetime import date
 from pathlib import Path
 from typing import TextIO
 
-from lookalike.config import Settings, cache_home, debug_from_environment, load_settings
+from lookalike.config import (
+    EXECUTORS,
+    Settings,
+    cache_home,
+    debug_from_environment,
+    load_settings,
+)
 from lookalike.errors import LookalikeError
 from lookalike.files.paths import display_path
 from lookalike.index import AddReport, Index
+from lookalike.pipeline import open_runner
 from lookalike.present.progress import progress_bar
 from lookalike.search.filters import Filters
 from lookalike.search.query import Query, RegionQuery, SearchResult, TextQuery
@@ -48,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             model=getattr(args, "model", None),
             batch_size=getattr(args, "batch_size", None),
             workers=getattr(args, "workers", None),
+            executor=getattr(args, "executor", None),
+            ray_address=getattr(args, "ray_address", None),
+            actors=getattr(args, "actors", None),
         )
         code: int = args.run(args, settings)
         return code
@@ -112,6 +122,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, metavar="FILE", help="explicit weights file")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--workers", type=int, default=None, help="decode threads (default: by cores)")
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default=None,
+        help="where decoding and embedding run: local (threads here, the default) or ray "
+        "(Ray actors, one model each; needs the 'ray' extra)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="HOST:PORT",
+        help="with --executor ray: the cluster to run on ('auto': the one 'ray start' left "
+        "here); without it a Ray is started for the run and stopped after it. Every node "
+        "must see the files at the same paths",
+    )
+    p.add_argument(
+        "--actors",
+        type=int,
+        default=None,
+        help="with --executor ray: actors, one model each (default: one per CPU)",
+    )
     p.add_argument(
         "--prune",
         action="store_true",
@@ -244,13 +275,19 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
         Index.open_or_create(
             settings.index, model, args.weights, settings.model, args.compact
         ) as index,
+        open_runner(
+            settings.executor,
+            settings.workers or None,
+            settings.ray_address or None,
+            settings.actors or None,
+        ) as runner,
         progress_bar(quiet) as progress,
     ):
         report = index.add(
             args.paths,
             progress=progress,
             batch_size=settings.batch_size,
-            workers=settings.workers or None,
+            runner=runner,
             prune=args.prune,
         )
         if args.whiten is not None:
