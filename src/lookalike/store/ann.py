@@ -37,12 +37,13 @@ Chunks = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]  # (ids int64, ve
 
 def shortlist(index: faiss.Index | None, k: int) -> int:
     """Candidates ``index`` proposes for ``k`` results, to be re-scored exactly: a few more
-    than ``k`` from 8-bit codes, 50x from product-quantised ones (compact mode: at a million
-    vectors, 16 lists, the true top 10 lies 91 % in a short list of 200, 96 % in 400)."""
+    than ``k`` from 8-bit codes, 80x from product-quantised ones (compact mode: at a million
+    vectors, 16 lists, re-scored by the stored 5-bit vectors, a short list of 500 finds 0.889
+    of the float32 top 10, 800 finds 0.900 and 0.965 of exact search over the stored ones)."""
     ivf = None if index is None else _ivf(index)
     if ivf is None:
         return k
-    return max(50 * k, 500) if _is_pq(ivf) else k + max(k, 16)
+    return max(80 * k, 800) if _is_pq(ivf) else k + max(k, 16)
 
 
 def wanted_nlist(n: int) -> int:
