@@ -21,13 +21,13 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def test_defaults_then_file_then_environment_then_flags(
     clean_environment: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    assert load_settings() == Settings(index=tmp_path / "data" / "lookalike" / "index")
+    assert load_settings() == Settings(index=str(tmp_path / "data" / "lookalike" / "index"))
     clean_environment.write_text(
         'model = "efficientnet_lite0"\nbatch_size = 8\nindex = "~/pics-index"\n'
     )
     from_file = load_settings()
     assert (from_file.model, from_file.batch_size) == ("efficientnet_lite0", 8)
-    assert from_file.index == Path("~/pics-index").expanduser()
+    assert from_file.index == str(Path("~/pics-index").expanduser())
     monkeypatch.setenv("LOOKALIKE_BATCH_SIZE", "16")
     assert load_settings().batch_size == 16
     assert load_settings(batch_size=4, model=None).batch_size == 4

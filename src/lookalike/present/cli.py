@@ -86,9 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--index",
-        metavar="DIR",
+        metavar="DIR|URL",
         default=argparse.SUPPRESS,
-        help="index directory (default: $LOOKALIKE_INDEX or ~/.local/share/lookalike/index)",
+        help="index directory, or milvus://HOST:PORT/COLLECTION for a Milvus collection "
+        "(default: $LOOKALIKE_INDEX or ~/.local/share/lookalike/index)",
     )
     common.add_argument(
         "-q",
@@ -348,9 +349,10 @@ def run_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:
+    from lookalike.store import local_only
     from lookalike.store.check import check_index, repair_index
 
-    report = check_index(settings.index)
+    report = check_index(local_only(settings.index, "check"))
     if report.ok:
         print(f"{report.catalogue}: ok ({report.images} images)")
         return 0
@@ -359,7 +361,7 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
     if not args.repair:
         print(f"repair with: lookalike check --repair --index {settings.index}")
         return 1
-    repaired = repair_index(settings.index)
+    repaired = repair_index(Path(settings.index))
     kept, lost = sum(repaired.kept.values()), sum(repaired.lost.values())
     print(
         f"repaired: kept {kept} rows, lost {lost}; {repaired.dropped_images} image(s) will be "
@@ -370,9 +372,10 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from lookalike.store import local_only
     from lookalike.store.check import backup_index
 
-    images = backup_index(settings.index, Path(args.destination))
+    images = backup_index(local_only(settings.index, "backup"), Path(args.destination))
     if not getattr(args, "quiet", False):
         print(f"backed up {images} images to {args.destination}")
     return 0
@@ -382,7 +385,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     from lookalike.demo import write_photos, write_queries
 
     root = cache_home() / "demo"
-    index_dir = Path(getattr(args, "index", root / "index"))
+    index_dir = str(getattr(args, "index", root / "index"))  # a directory, or milvus://
     if args.print_index:
         print(index_dir)
         return 0
