@@ -331,7 +331,10 @@ def run_info(args: argparse.Namespace, settings: Settings) -> int:
     if info.whitening_dim:
         print(f"whitening PCA-whitened to {info.whitening_dim} dims, learned from the index")
     print(f"images    {info.images}\nskipped   {info.skipped}")
-    print(f"disk      {info.disk_bytes / 1e6:.1f} MB")
+    if info.store == "milvus":
+        print("disk      kept by the Milvus server")
+    else:
+        print(f"disk      {info.disk_bytes / 1e6:.1f} MB")
     recall = "" if info.recall_at_10 is None else f", recall@10 {info.recall_at_10:.3f}"
     compact = ", compact" if info.compact else ""
     print(f"vectors   {info.vector_index}{compact}{recall}")
