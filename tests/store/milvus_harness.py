@@ -33,8 +33,8 @@ FAST = {
 }
 # The package probes each port by binding it without SO_REUSEADDR, which a restart right after
 # a kill fails (the old connections linger in TIME_WAIT); Milvus itself binds with it.
-SERVE = f"""
-import socket, sys
+SERVE = """
+import json, socket, sys
 from milvus import MilvusServer, MilvusServerConfig
 
 def try_bind_port(self, port):
@@ -52,7 +52,7 @@ MilvusServerConfig.try_bind_port = try_bind_port
 server = MilvusServer()
 server.set_base_dir(sys.argv[1])
 server.listen_port = int(sys.argv[2])
-for key, value in {FAST!r}.items():
+for key, value in json.loads(sys.argv[3]).items():
     server.config.set(key, value)
 server.start()
 print("ready", server.listen_port, flush=True)
@@ -66,6 +66,7 @@ class MilvusServer:
 
     namespace: str
     data: Path
+    settings: dict[str, int] = field(default_factory=lambda: dict(FAST))  # of milvus.yaml
     started_s: list[float] = field(default_factory=list)  # each start's wall time
     process: subprocess.Popen[str] | None = None
 
@@ -85,6 +86,7 @@ class MilvusServer:
                 SERVE,
                 str(self.data),
                 str(PORT),
+                json.dumps(self.settings),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -354,7 +354,8 @@ def test_a_location_parses_with_its_settings_and_refuses_bad_ones() -> None:
     assert MilvusLocation.parse("milvus://h/c").port == 19530
     default = MilvusLocation.parse("milvus://h/c?ef=128&timeout=2")
     assert default.index_params("HNSW") == ({"M": 16, "efConstruction": 200}, {"ef": 128})
-    assert default.timeout_s == 2
+    assert (default.timeout_s, default.consistency) == (2, "Strong")
+    assert MilvusLocation.parse("milvus://h/c?consistency=session").consistency == "Session"
     for bad, why in [
         ("milvus://h:1/", "milvus://HOST:PORT/COLLECTION"),
         ("milvus://h:1/9x", "not a digit first"),
@@ -363,6 +364,7 @@ def test_a_location_parses_with_its_settings_and_refuses_bad_ones() -> None:
         ("milvus://h/c?index=ANNOY", "not one of"),
         ("milvus://h/c?nlist=many", "take whole numbers"),
         ("milvus://h/c?timeout=0", "at least 1"),
+        ("milvus://h/c?consistency=eventually", "not one of Strong, Session"),
         ("milvus://h/c?colour=1", "unknown setting(s) colour"),
     ]:
         with pytest.raises(LookalikeError, match=why.replace("(", r"\(").replace(")", r"\)")):

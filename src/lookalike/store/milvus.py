@@ -1,6 +1,7 @@
 """The Milvus store: records and vectors in a Milvus collection, through pymilvus's MilvusClient.
 
-``milvus://HOST:PORT/COLLECTION[?index=HNSW&M=16&efConstruction=200&ef=64&timeout=30]``.
+``milvus://HOST:PORT/COLLECTION[?index=HNSW&M=16&efConstruction=200&ef=64&timeout=30
+&consistency=Strong]``.
 
 Layout: the collection ``COLLECTION`` holds one row per known file (status 'ok' or 'skipped'):
 its id, path, status, the filter columns (width, height, capture day), the rest of its record
@@ -14,7 +15,8 @@ companion beside it, because each collection Milvus loads costs seconds and memo
 Ids are a 53-bit hash of the path (a JavaScript number in the web API stays exact): the same
 file gets the same id from any writer, so two ``lookalike index`` runs that both upsert a file
 leave one record of it (the last write wins). Every read and search is of consistency
-level Strong: it sees every write made before it, by any client.
+level Strong unless ``consistency=Session`` (see CONSISTENCY): it sees every write made
+before it, by any client.
 
 Writers: Milvus has no lock, and this store takes none. :meth:`MilvusStore.writing` only scopes
 a writer's generation counter; any number of processes may write at once. Each write is an
@@ -29,6 +31,7 @@ import base64
 import functools
 import hashlib
 import inspect
+import itertools
 import json
 import logging
 import uuid
@@ -66,6 +69,10 @@ INDEX_TYPES: dict[str, tuple[dict[str, int], dict[str, int]]] = {
     "IVF_SQ8": ({"nlist": 1024}, {"nprobe": 16}),
     "FLAT": ({}, {}),
 }
+# Strong: every read sees every write made before it, by any client; it waits for the server's
+# next time tick (proxy.timeTickInterval, 200 ms by default). Session: this client's own writes
+# at once, other clients' as Bounded does (within common.gracefulTime, 5 s by default).
+CONSISTENCY = ("Strong", "Session")
 DEFAULT_TIMEOUT_S = 30  # whole seconds: pymilvus bounds its retries by an int timeout only
 PATH_BYTES = 16384  # a path's stored form (files.paths) may be longer than PATH_MAX
 TEXT_BYTES = 65535  # Milvus's longest VARCHAR
@@ -91,6 +98,7 @@ class MilvusLocation:
     build: dict[str, int] = field(default_factory=dict)  # given build parameters
     search: dict[str, int] = field(default_factory=dict)  # given search parameters
     timeout_s: int = DEFAULT_TIMEOUT_S  # each call's, retries included
+    consistency: str = "Strong"  # of every read and search (CONSISTENCY)
 
     @classmethod
     def parse(cls, url: str) -> MilvusLocation:
@@ -111,6 +119,11 @@ class MilvusLocation:
             raise LookalikeError(f"{url}: the port is not a number") from None
         query = dict(parse_qsl(parts.query))
         index_type = query.pop("index", None)
+        consistency = query.pop("consistency", "Strong").capitalize()
+        if consistency not in CONSISTENCY:
+            raise LookalikeError(
+                f"{url}: consistency={consistency} is not one of {', '.join(CONSISTENCY)}"
+            )
         if index_type is not None and index_type.upper() not in INDEX_TYPES:
             raise LookalikeError(
                 f"{url}: index={index_type} is not one of {', '.join(INDEX_TYPES)}"
@@ -127,7 +140,7 @@ class MilvusLocation:
         if unknown:
             raise LookalikeError(
                 f"{url}: unknown setting(s) {', '.join(sorted(unknown))} "
-                f"(known: index, timeout, {', '.join(sorted(known))})"
+                f"(known: index, consistency, timeout, {', '.join(sorted(known))})"
             )
         return cls(
             host=parts.hostname,
@@ -137,6 +150,7 @@ class MilvusLocation:
             build={k: v for k, v in numbers.items() if k in _BUILD_KEYS},
             search={k: v for k, v in numbers.items() if k not in _BUILD_KEYS},
             timeout_s=timeout,
+            consistency=consistency,
         )
 
     @property
@@ -435,7 +449,7 @@ class MilvusStore:
                 filter=expression,
                 output_fields=RECORD_FIELDS_OUT[1:],
                 search_params={"metric_type": "IP", "params": params},
-                consistency_level="Strong",
+                consistency_level=self.where.consistency,
                 timeout=self.where.timeout_s,
             )
             for hits in answers:
@@ -519,7 +533,7 @@ class MilvusStore:
             chunk = gone[start : start + 1000]
             self._delete(f"{_meta_like('nodup:')} and (width in {chunk} or height in {chunk})")
             self._delete(f"id in {chunk} and {FILES}")
-        self._upsert([self._row(u) for u in upserts])
+        self._upsert(self._row(u) for u in upserts)
         return self._bump()
 
     def write_classes(self, items: Iterable[tuple[str, TopClasses]]) -> int:
@@ -601,13 +615,12 @@ class MilvusStore:
         rows = self._query(f'status == "meta" and path == "{META}{key}"', ["record"])
         return json.loads(rows[0]["record"]) if rows else None
 
-    def _upsert(self, rows: list[dict[str, Any]]) -> None:
-        for start in range(0, len(rows), UPSERT_ROWS):
-            self.client.upsert(
-                self.where.collection,
-                rows[start : start + UPSERT_ROWS],
-                timeout=self.where.timeout_s,
-            )
+    def _upsert(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Upsert ``rows`` UPSERT_ROWS at a time (made as they go: a row's vector as a list of
+        Python floats is 8 times its float32 size)."""
+        rows = iter(rows)
+        while chunk := list(itertools.islice(rows, UPSERT_ROWS)):
+            self.client.upsert(self.where.collection, chunk, timeout=self.where.timeout_s)
 
     def _delete(self, expression: str) -> None:
         self.client.delete(self.where.collection, filter=expression, timeout=self.where.timeout_s)
@@ -617,7 +630,7 @@ class MilvusStore:
             self.where.collection,
             filter=expression,
             output_fields=fields,
-            consistency_level="Strong",
+            consistency_level=self.where.consistency,
             timeout=self.where.timeout_s,
         )
         return list(rows)
@@ -632,7 +645,7 @@ class MilvusStore:
                 filter=f"({expression}) and id > {after}",
                 output_fields=sorted({*fields, "id"}),
                 limit=QUERY_LIMIT // 4,
-                consistency_level="Strong",
+                consistency_level=self.where.consistency,
                 timeout=self.where.timeout_s,
             )
             rows = sorted(rows, key=lambda r: int(r["id"]))
