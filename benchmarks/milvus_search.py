@@ -3,8 +3,9 @@
     python benchmarks/milvus_search.py [--n 100000] [--data /work/data/eval] [--json]
 
 Needs root: it starts PyPI's standalone Milvus server (``milvus``, the dev extra) with its own
-default settings (``--server-setting`` changes one) inside a network namespace that has only loopback (the server listens on every
-interface), and runs itself again inside that namespace as the client; both go at the end.
+default settings (``--server-setting`` changes one) inside a network namespace that has only
+loopback (the server listens on every interface), and runs itself again inside that namespace
+as the client; both go at the end.
 
 The vectors are ``search_scale.py``'s: real embeddings of the evaluation images (cached in
 ``--cache``) grown to ``--n`` with noise shaped by their principal components; 1,000 held-out
