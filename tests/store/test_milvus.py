@@ -306,11 +306,11 @@ with store.writing():
     assert rerun.stdout.strip().splitlines()[-1] == '["written", 20]'
 
 
-def test_the_cli_indexes_searches_and_finds_dupes_in_milvus(
+def test_the_cli_and_the_web_app_index_search_and_find_dupes_in_milvus(
     milvus_server: MilvusServer, collection: str, photos: Path, tmp_path: Path
 ) -> None:
     """index (incremental, with its report), search, info, dupes and the refusals, through the
-    real entry point, as a user runs them."""
+    real entry point, as a user runs them; then the web app over the same collection."""
     url = milvus_server.url(collection)
     (photos / "broken.jpg").write_bytes(b"not a jpeg")
     env_cli = [sys.executable, "-m", "lookalike.present.cli"]
@@ -341,6 +341,26 @@ def test_the_cli_indexes_searches_and_finds_dupes_in_milvus(
     assert mismatch.returncode == 1 and "was made with model 'mobilenet_v2'" in mismatch.stderr
     check = cli("check", "--index", url)
     assert check.returncode == 1 and "works on an embedded index directory" in check.stderr
+    web = milvus_server.python(
+        """
+import json, sys
+from fastapi.testclient import TestClient
+from lookalike.present.web.app import create_app
+from lookalike.present.web.service import ServerConfig
+with TestClient(create_app(ServerConfig(sys.argv[1])), base_url="http://127.0.0.1") as client:
+    stats = client.get("/api/stats").json()
+    first = client.get("/api/images", params={"limit": 1}).json()["items"][0]
+    similar = client.get(f"/api/images/{first['id']}/similar", params={"k": 3})
+    thumbnail = client.get(f"/api/images/{first['id']}/thumbnail")
+hits = [h["id"] for h in similar.json()["results"]]
+print(json.dumps([stats["index"]["images"], first["id"], hits, thumbnail.status_code,
+                  thumbnail.headers["content-type"]]))
+""",
+        url,
+    )
+    assert isinstance(web, list)
+    images, first_id, similar_ids, status, kind = web
+    assert images == 8 and similar_ids[0] == first_id and (status, kind) == (200, "image/jpeg")
 
 
 # Without a server: the location, the expression and the ids.
