@@ -409,6 +409,13 @@ def test_ids_are_stable_53_bit_hashes_of_the_path() -> None:
     assert stable_id("/photos/1.jpg") == stable_id("/photos/1.jpg")
 
 
+def test_the_directory_case_never_imports_pymilvus() -> None:
+    """A directory index pays nothing for the Milvus store: pymilvus loads with a URL only."""
+    code = "import sys, lookalike.present.cli; print('pymilvus' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
+
+
 def test_directory_only_commands_refuse_a_milvus_location(tmp_path: Path) -> None:
     with pytest.raises(LookalikeError, match="works on an embedded index directory"):
         local_only("milvus://h:1/c", "backup")

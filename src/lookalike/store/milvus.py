@@ -185,19 +185,20 @@ T = TypeVar("T")
 
 
 def _milvus_errors(cls: type[T]) -> type[T]:
-    """Wrap every public method of ``cls`` so that pymilvus's errors leave as StoreError."""
+    """Wrap every public method of ``cls`` so that pymilvus's errors leave as StoreError
+    (pymilvus itself is imported only once a Milvus index is used)."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        from pymilvus.exceptions import MilvusException
-
         if inspect.isgeneratorfunction(fn):
 
             @functools.wraps(fn)
             def generator(self: MilvusStore, *args: Any, **kwargs: Any) -> Iterator[Any]:
                 try:
                     yield from fn(self, *args, **kwargs)
-                except MilvusException as exc:
-                    raise _store_error(self.where, exc) from exc
+                except Exception as exc:
+                    if _is_milvus_error(exc):
+                        raise _store_error(self.where, exc) from exc
+                    raise
 
             return generator
 
@@ -205,8 +206,10 @@ def _milvus_errors(cls: type[T]) -> type[T]:
         def function(self: MilvusStore, *args: Any, **kwargs: Any) -> Any:
             try:
                 return fn(self, *args, **kwargs)
-            except MilvusException as exc:
-                raise _store_error(self.where, exc) from exc
+            except Exception as exc:
+                if _is_milvus_error(exc):
+                    raise _store_error(self.where, exc) from exc
+                raise
 
         return function
 
@@ -663,9 +666,11 @@ def _meta_like(prefix: str) -> str:
 
 
 def _is_milvus_error(exc: BaseException) -> bool:
+    """Whether pymilvus raised ``exc`` (or let a gRPC error through)."""
+    import grpc
     from pymilvus.exceptions import MilvusException
 
-    return isinstance(exc, MilvusException)
+    return isinstance(exc, MilvusException | grpc.RpcError)
 
 
 def _store_error(where: MilvusLocation, exc: BaseException) -> StoreError:
