@@ -130,8 +130,14 @@ class MilvusServer:
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=dict(os.environ),
+            env=self.client_environment(),
         )
+
+    def client_environment(self) -> dict[str, str]:
+        """This environment without the user's config file or index (as run_cli has it)."""
+        env = dict(os.environ, LOOKALIKE_CONFIG=str(self.data / "no-config.toml"))
+        env.pop("LOOKALIKE_INDEX", None)
+        return env
 
     def python(self, code: str, *args: str) -> object:
         """Run ``code`` in the namespace; what it prints last, as JSON, is the answer."""

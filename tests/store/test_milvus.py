@@ -7,6 +7,7 @@ in test_store.py; the CLI tests embed real photos.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -250,7 +251,7 @@ print(json.dumps([len(paths), len(set(paths)), store.count(), store.generation()
 
 
 def test_a_server_that_goes_away_is_a_clear_error_and_a_rerun_completes(
-    milvus_server: MilvusServer, collection: str, photos: Path, tmp_path: Path
+    milvus_server: MilvusServer, collection: str
 ) -> None:
     """The server is killed between two batches of a writer: the write fails in one line,
     what was committed is whole, and the same run again after a restart completes it."""
@@ -277,29 +278,23 @@ with store.writing():
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=milvus_server.client_environment(),
     )
     assert writer.stdout is not None and writer.stdin is not None
     assert writer.stdout.readline() == "first batch written\n"
     milvus_server.stop()
     try:
         out, err = writer.communicate("\n", timeout=120)
+        # and the CLI, while the server is down, says so in one line
+        cli = [sys.executable, "-m", "lookalike.present.cli", "info", "--index"]
+        down = milvus_server.run(*cli, milvus_server.url(collection, "timeout=3"))
     finally:
         milvus_server.start()
-    kind, message = __import__("json").loads(out.strip().splitlines()[-1])
+    kind, message = json.loads(out.strip().splitlines()[-1])
     assert kind == "error", err
     assert message.startswith("Milvus at milvus://127.0.0.1:19530/") and "\n" not in message
-    # the CLI says the same in one line while the server is down: checked after the restart
-    # here by asking a server that is not there at all (another port in the namespace)
-    down = milvus_server.run(
-        sys.executable,
-        "-m",
-        "lookalike.present.cli",
-        "info",
-        "--index",
-        f"milvus://127.0.0.1:19999/{collection}?timeout=3",
-    )
     assert down.returncode == 1
-    assert down.stderr.startswith("lookalike: error: cannot reach Milvus at 127.0.0.1:19999")
+    assert down.stderr.startswith("lookalike: error: cannot reach Milvus at 127.0.0.1:19530")
     assert len(down.stderr.strip().splitlines()) == 1
     rerun = milvus_server.run(sys.executable, "-c", code, url, "open", stdin="\n")
     assert rerun.returncode == 0, rerun.stderr
@@ -307,7 +302,7 @@ with store.writing():
 
 
 def test_the_cli_and_the_web_app_index_search_and_find_dupes_in_milvus(
-    milvus_server: MilvusServer, collection: str, photos: Path, tmp_path: Path
+    milvus_server: MilvusServer, collection: str, photos: Path
 ) -> None:
     """index (incremental, with its report), search, info, dupes and the refusals, through the
     real entry point, as a user runs them; then the web app over the same collection."""
