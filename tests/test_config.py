@@ -47,3 +47,15 @@ def test_bad_config_is_a_clear_error(
     monkeypatch.setenv("LOOKALIKE_WORKERS", "many")
     with pytest.raises(LookalikeError, match="bad setting value"):
         load_settings()
+
+
+def test_a_milvus_location_is_kept_as_given_from_file_environment_and_flag(
+    clean_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index is a directory (``~`` expanded) or a milvus:// URL, never made a path."""
+    url = "milvus://db.example:19530/photos?index=IVF_FLAT&nlist=256"
+    clean_environment.write_text(f'index = "{url}"\n')
+    assert load_settings().index == url
+    monkeypatch.setenv("LOOKALIKE_INDEX", "milvus://other:19530/photos")
+    assert load_settings().index == "milvus://other:19530/photos"
+    assert load_settings(index="~/idx").index == str(Path("~/idx").expanduser())
