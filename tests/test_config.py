@@ -21,13 +21,13 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def test_defaults_then_file_then_environment_then_flags(
     clean_environment: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    assert load_settings() == Settings(index=tmp_path / "data" / "lookalike" / "index")
+    assert load_settings() == Settings(index=str(tmp_path / "data" / "lookalike" / "index"))
     clean_environment.write_text(
         'model = "efficientnet_lite0"\nbatch_size = 8\nindex = "~/pics-index"\n'
     )
     from_file = load_settings()
     assert (from_file.model, from_file.batch_size) == ("efficientnet_lite0", 8)
-    assert from_file.index == Path("~/pics-index").expanduser()
+    assert from_file.index == str(Path("~/pics-index").expanduser())
     monkeypatch.setenv("LOOKALIKE_BATCH_SIZE", "16")
     assert load_settings().batch_size == 16
     assert load_settings(batch_size=4, model=None).batch_size == 4
@@ -59,3 +59,15 @@ def test_executor_settings(clean_environment: Path, monkeypatch: pytest.MonkeyPa
         load_settings(executor="spark")
     with pytest.raises(LookalikeError, match="actors must be 0"):
         load_settings(actors=-1)
+
+
+def test_a_milvus_location_is_kept_as_given_from_file_environment_and_flag(
+    clean_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index is a directory (``~`` expanded) or a milvus:// URL, never made a path."""
+    url = "milvus://db.example:19530/photos?index=IVF_FLAT&nlist=256"
+    clean_environment.write_text(f'index = "{url}"\n')
+    assert load_settings().index == url
+    monkeypatch.setenv("LOOKALIKE_INDEX", "milvus://other:19530/photos")
+    assert load_settings().index == "milvus://other:19530/photos"
+    assert load_settings(index="~/idx").index == str(Path("~/idx").expanduser())

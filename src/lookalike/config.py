@@ -62,7 +62,10 @@ EXECUTORS = ("local", "ray")  # where embedding runs (lookalike.pipeline.runner.
 class Settings:
     """Everything a run can be configured with."""
 
-    index: Path = dataclasses.field(default_factory=lambda: _data_home() / "lookalike" / "index")
+    # a directory (the embedded store) or milvus://HOST:PORT/COLLECTION (lookalike.store.milvus)
+    index: str = dataclasses.field(
+        default_factory=lambda: str(_data_home() / "lookalike" / "index")
+    )
     model: str = "mobilenet_v2"
     batch_size: int = 32
     workers: int = 0  # decode threads; 0 picks from the machine's cores
@@ -91,7 +94,7 @@ def load_settings(**flags: Any) -> Settings:
         raise LookalikeError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
     try:
         settings = Settings(
-            index=Path(values.get("index", Settings().index)).expanduser(),
+            index=index_location(str(values.get("index", Settings().index))),
             model=str(values.get("model", Settings.model)),
             batch_size=int(values.get("batch_size", Settings.batch_size)),
             workers=int(values.get("workers", Settings.workers)),
@@ -112,6 +115,12 @@ def load_settings(**flags: Any) -> Settings:
     if settings.actors < 0:
         raise LookalikeError(f"actors must be 0 (one per CPU) or more, got {settings.actors}")
     return settings
+
+
+def index_location(text: str) -> str:
+    """An index location as given: a URL (``milvus://...``) as it is, a directory with ``~``
+    expanded."""
+    return text if "://" in text else str(Path(text).expanduser())
 
 
 TOKEN_ENV = "LOOKALIKE_TOKEN"

@@ -96,9 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--index",
-        metavar="DIR",
+        metavar="DIR|URL",
         default=argparse.SUPPRESS,
-        help="index directory (default: $LOOKALIKE_INDEX or ~/.local/share/lookalike/index)",
+        help="index directory, or milvus://HOST:PORT/COLLECTION for a Milvus collection "
+        "(default: $LOOKALIKE_INDEX or ~/.local/share/lookalike/index)",
     )
     common.add_argument(
         "-q",
@@ -368,7 +369,10 @@ def run_info(args: argparse.Namespace, settings: Settings) -> int:
     if info.whitening_dim:
         print(f"whitening PCA-whitened to {info.whitening_dim} dims, learned from the index")
     print(f"images    {info.images}\nskipped   {info.skipped}")
-    print(f"disk      {info.disk_bytes / 1e6:.1f} MB")
+    if info.store == "milvus":
+        print("disk      kept by the Milvus server")
+    else:
+        print(f"disk      {info.disk_bytes / 1e6:.1f} MB")
     recall = "" if info.recall_at_10 is None else f", recall@10 {info.recall_at_10:.3f}"
     compact = ", compact" if info.compact else ""
     print(f"vectors   {info.vector_index}{compact}{recall}")
@@ -386,9 +390,10 @@ def run_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:
+    from lookalike.store import local_only
     from lookalike.store.check import check_index, repair_index
 
-    report = check_index(settings.index)
+    report = check_index(local_only(settings.index, "check"))
     if report.ok:
         print(f"{report.catalogue}: ok ({report.images} images)")
         return 0
@@ -397,7 +402,7 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
     if not args.repair:
         print(f"repair with: lookalike check --repair --index {settings.index}")
         return 1
-    repaired = repair_index(settings.index)
+    repaired = repair_index(Path(settings.index))
     kept, lost = sum(repaired.kept.values()), sum(repaired.lost.values())
     print(
         f"repaired: kept {kept} rows, lost {lost}; {repaired.dropped_images} image(s) will be "
@@ -408,9 +413,10 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from lookalike.store import local_only
     from lookalike.store.check import backup_index
 
-    images = backup_index(settings.index, Path(args.destination))
+    images = backup_index(local_only(settings.index, "backup"), Path(args.destination))
     if not getattr(args, "quiet", False):
         print(f"backed up {images} images to {args.destination}")
     return 0
@@ -420,7 +426,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     from lookalike.demo import write_photos, write_queries
 
     root = cache_home() / "demo"
-    index_dir = Path(getattr(args, "index", root / "index"))
+    index_dir = str(getattr(args, "index", root / "index"))  # a directory, or milvus://
     if args.print_index:
         print(index_dir)
         return 0

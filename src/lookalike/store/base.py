@@ -1,8 +1,8 @@
 """The store protocol: a place that keeps image records and their vectors.
 
 Everything above it (``Index``, the CLI, the web server) talks to this protocol only. The
-embedded SQLite + FAISS store (:class:`lookalike.store.local.LocalStore`) implements it today;
-a Milvus-backed store or an approximate vector index implements the same calls.
+embedded SQLite + FAISS store (:class:`lookalike.store.local.LocalStore`) and the Milvus store
+(:class:`lookalike.store.milvus.MilvusStore`) implement it.
 """
 
 from __future__ import annotations
@@ -124,7 +124,8 @@ class Store(Protocol):
 
     # writing
     def writing(self) -> AbstractContextManager[Store]:
-        """Hold the writer lock for the writes inside (raises IndexLockedError if taken)."""
+        """Hold the writer lock for the writes inside (raises IndexLockedError if taken). A
+        Milvus store takes none: its writers may run at once (see lookalike.store.milvus)."""
         ...
 
     def write(self, upserts: Iterable[Upsert], removals: Iterable[str] = ()) -> int:

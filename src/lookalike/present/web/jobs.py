@@ -78,7 +78,7 @@ class JobRunner:
     second copy; it blocks until the model is ready.
     """
 
-    def __init__(self, index_dir: Path, embedder: Callable[[], Embedder]) -> None:
+    def __init__(self, index_dir: str | Path, embedder: Callable[[], Embedder]) -> None:
         self.index_dir = index_dir
         self._embedder = embedder
         self._jobs: dict[str, Job] = {}

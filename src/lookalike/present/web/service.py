@@ -29,7 +29,7 @@ from lookalike.search.query import Hit, RegionQuery, SearchResult, TextQuery
 from lookalike.search.query import Query as SearchQuery
 from lookalike.search.region import REGION_DECODE_SIDE, Box
 from lookalike.search.text import text_search
-from lookalike.store import ImageRecord
+from lookalike.store import ImageRecord, side_folder
 
 T = TypeVar("T")
 
@@ -51,7 +51,7 @@ class DuplicateScan:
 class ServerConfig:
     """How ``lookalike serve`` runs; see ``lookalike serve --help``."""
 
-    index_dir: Path
+    index_dir: str | Path  # an index directory, or milvus://HOST:PORT/COLLECTION
     token: str | None = None  # required on every request when set
     max_upload_bytes: int = 20 * 2**20
     max_upload_pixels: int = 40_000_000  # as decoded: a JPEG at reduced size, a PNG in full
@@ -91,7 +91,7 @@ class Service:
         self.upload_pool = ThreadPoolExecutor(max(1, threads // 2), thread_name_prefix="upload")
         self.ready = threading.Event()
         self.load_error: str | None = None
-        self.thumbnails = ThumbnailCache(config.index_dir)
+        self.thumbnails = ThumbnailCache(side_folder(config.index_dir))
         self.jobs = JobRunner(config.index_dir, self.embedder)
         self._collection: tuple[int, list[ImageRecord]] = (-1, [])
         self._collection_mutex = threading.Lock()
