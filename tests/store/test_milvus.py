@@ -250,6 +250,40 @@ print(json.dumps([len(paths), len(set(paths)), store.count(), store.generation()
     assert answer == [90, 90, 90, 24]  # 12 writes each
 
 
+def test_a_path_whose_id_another_path_holds_is_left_out_with_a_warning(
+    milvus_server: MilvusServer, collection: str
+) -> None:
+    """Two paths whose hashes agree (forced here: a real one is a 1-in-2**53 event) do not
+    share a row: the file indexed first keeps it, the other is left out and said so."""
+    answer = milvus_server.python(
+        PRELUDE
+        + """
+import warnings
+import lookalike.store.milvus as milvus
+real_id = milvus.stable_id
+milvus.stable_id = lambda path: real_id("/p/a.jpg" if path == "/p/z.jpg" else path)
+store = create_store(url, "m", "m-v1", DIM)
+with warnings.catch_warnings(record=True) as caught, store.writing():
+    warnings.simplefilter("always")
+    store.write([upsert("/p/a.jpg", 1), upsert("/p/b.jpg", 2)])
+    store.write([upsert("/p/z.jpg", 3), upsert("/p/c.jpg", 4)])
+    store.write([upsert("/p/a.jpg", 5, mtime=2)])  # its own file: an update, no warning
+print(json.dumps({
+    "stat": {p: list(v[1:]) for p, v in store.stat_map().items()},
+    "warnings": [str(w.message) for w in caught],
+    "a_is_new": float(store.vector(real_id("/p/a.jpg")) @ unit(5)),
+}))
+""",
+        milvus_server.url(collection),
+    )
+    assert isinstance(answer, dict)
+    assert answer["stat"] == {"/p/a.jpg": [100, 2], "/p/b.jpg": [100, 1], "/p/c.jpg": [100, 1]}
+    assert answer["warnings"] == [
+        "/p/z.jpg is not indexed: its id in the collection is that of /p/a.jpg (a hash collision)"
+    ]
+    assert answer["a_is_new"] == pytest.approx(1.0, abs=1e-5)
+
+
 def test_a_server_that_goes_away_is_a_clear_error_and_a_rerun_completes(
     milvus_server: MilvusServer, collection: str
 ) -> None:
