@@ -38,7 +38,7 @@ import numpy as np
 from lookalike.decode.image import ImageMeta
 from lookalike.store import Store, create_store, open_store
 from lookalike.store.catalogue import Upsert
-from search_scale import HELD_OUT_IMAGES, K, grow, real_vectors
+from search_scale import K, grow, held_out, real_vectors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "store"))
 from milvus_harness import MilvusServer, namespace_problem
@@ -112,10 +112,7 @@ def inside(args: argparse.Namespace) -> None:
     """The client's part, in the server's namespace."""
     rng = np.random.default_rng(0)
     vectors, owner = real_vectors(args.data, args.cache, args.views)
-    held = rng.choice(owner.max() + 1, HELD_OUT_IMAGES, replace=False)
-    is_query = np.isin(owner, held)
-    queries = vectors[is_query][rng.choice(is_query.sum(), 1000, replace=False)]
-    real = vectors[~is_query][rng.permutation((~is_query).sum())]
+    queries, real = held_out(vectors, owner, rng)
     base = grow(real, args.n, args.spread, rng)
     exact = faiss.IndexFlatIP(base.shape[1])
     exact.add(base)

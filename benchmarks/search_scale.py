@@ -83,6 +83,17 @@ def real_vectors(data: Path, cache: Path, count: int) -> tuple[np.ndarray, np.nd
     return vectors, image_numbers
 
 
+def held_out(
+    vectors: np.ndarray, owner: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(1,000 queries among the views of HELD_OUT_IMAGES images, the other images' views in
+    random order): no query has a view of its own image in the base."""
+    held = rng.choice(owner.max() + 1, HELD_OUT_IMAGES, replace=False)
+    is_query = np.isin(owner, held)
+    queries = vectors[is_query][rng.choice(is_query.sum(), 1000, replace=False)]
+    return queries, vectors[~is_query][rng.permutation((~is_query).sum())]
+
+
 def grow(real: np.ndarray, n: int, spread: float, rng: np.random.Generator) -> np.ndarray:
     """``n`` unit vectors: the real ones, then real ones plus PCA-shaped noise (see above)."""
     if n <= len(real):
@@ -187,10 +198,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     vectors, owner = real_vectors(args.data, args.cache, args.views)
-    held = rng.choice(owner.max() + 1, HELD_OUT_IMAGES, replace=False)
-    is_query = np.isin(owner, held)
-    queries = vectors[is_query][rng.choice(is_query.sum(), 1000, replace=False)]
-    real = vectors[~is_query][rng.permutation((~is_query).sum())]
+    queries, real = held_out(vectors, owner, rng)
     if not args.json:
         print(f"{len(vectors)} real vectors ({len(real)} in the base, 1000 held-out queries)")
     for n in args.n:

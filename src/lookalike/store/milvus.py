@@ -281,7 +281,7 @@ class MilvusStore:
     def open(cls, url: str) -> MilvusStore:
         where = MilvusLocation.parse(url)
         client = connect(where)
-        try:
+        with _closed_on_failure(client, where):
             if not client.has_collection(where.collection, timeout=where.timeout_s):
                 raise IndexNotFoundError(
                     f"no index at {where.url} "
@@ -289,11 +289,6 @@ class MilvusStore:
                 )
             client.load_collection(where.collection, timeout=where.timeout_s)
             return cls(where, client)
-        except BaseException as exc:
-            client.close()
-            if _is_milvus_error(exc):
-                raise _store_error(where, exc) from exc
-            raise
 
     @classmethod
     def prepare(cls, url: str) -> None:
@@ -316,7 +311,7 @@ class MilvusStore:
             )
         client = connect(where)
         timeout = where.timeout_s
-        try:
+        with _closed_on_failure(client, where):
             if client.has_collection(where.collection, timeout=timeout):
                 raise LookalikeError(f"an index already exists at {where.url}")
             index_type = where.index_type or "HNSW"
@@ -344,11 +339,6 @@ class MilvusStore:
             model = {"model_name": model_name, "model_id": model_id, "dim": dim}
             client.upsert(where.collection, [_meta_row("store", model, dim)], timeout=timeout)
             return cls(where, client)
-        except BaseException as exc:
-            client.close()
-            if _is_milvus_error(exc):
-                raise _store_error(where, exc) from exc
-            raise
 
     def close(self) -> None:
         self.client.close()
@@ -687,6 +677,18 @@ class MilvusStore:
 
     def _query_all(self, expression: str, fields: list[str]) -> list[dict[str, Any]]:
         return [row for rows in self._batches(expression, fields) for row in rows]
+
+
+@contextmanager
+def _closed_on_failure(client: Any, where: MilvusLocation) -> Iterator[None]:
+    """Close ``client`` if the block fails, a Milvus error leaving as a one-line StoreError."""
+    try:
+        yield
+    except BaseException as exc:
+        client.close()
+        if _is_milvus_error(exc):
+            raise _store_error(where, exc) from exc
+        raise
 
 
 def _meta_like(prefix: str) -> str:
