@@ -12,7 +12,7 @@ The figures behind the constants are in ``benchmarks/search_scale.py``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import faiss
@@ -151,7 +151,9 @@ def search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(scores float32 (n, k), ids int64 (n, k)) of float32 (n, dim) ``queries`` among the ids
     ``selector`` keeps, at the index's own nprobe (an IVF search given parameters ignores the
-    nprobe stored in the index)."""
+    nprobe stored in the index); (n, 0) from an empty index."""
+    if index.ntotal == 0:
+        return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
     ivf = _ivf(index)
     if ivf is not None:
         for_ivf = faiss.SearchParametersIVF()
@@ -203,6 +205,23 @@ def _sample(
     picked = [vectors[rng.random(len(vectors)) < keep] for _, vectors in chunks]
     sample = np.concatenate(picked) if picked else np.zeros((0, 0), np.float32)
     return np.ascontiguousarray(sample[rng.permutation(len(sample))])
+
+
+def recall_of_stored(
+    queries: np.ndarray,
+    found: Sequence[Sequence[int]],
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]],
+) -> float:
+    """recall@K of a search's answers ``found`` (ids, best first, K + 1 asked) for stored
+    vectors ``queries`` float32 (n, d), against exact search over every stored vector, read
+    in ``chunks`` of (ids int64, vectors float32): each query's own vector counts for neither."""
+    truth = ExactTopK(queries, K + 1)
+    for ids, vectors in chunks:
+        truth.update(ids, vectors)
+    padded = np.full((len(queries), K + 1), -1, np.int64)
+    for row, answer in enumerate(found):
+        padded[row, : len(answer)] = answer[: K + 1]
+    return recall_at_k(padded, truth.ids, self_first=True)
 
 
 class ExactTopK:

@@ -288,13 +288,9 @@ class LocalStore:
         with self._mutex:
             vectors = self.vectors
             generation = vectors.generation
-        truth = ann.ExactTopK(vectors.transform(raw), ann.K + 1)
-        for chunk_ids, chunk in self.catalogue.vectors_since(0):
-            truth.update(chunk_ids, vectors.transform(chunk))
-        found = np.full((len(raw), ann.K + 1), -1, np.int64)
-        for row, ranking in enumerate(self.search(raw, ann.K + 1)):
-            found[row, : len(ranking)] = [record.id for record, _ in ranking]
-        recall = ann.recall_at_k(found, truth.ids, self_first=True)
+        found = [[record.id for record, _ in ranking] for ranking in self.search(raw, ann.K + 1)]
+        chunks = ((ids, vectors.transform(v)) for ids, v in self.catalogue.vectors_since(0))
+        recall = ann.recall_of_stored(vectors.transform(raw), found, chunks)
         if self.catalogue.writable:
             self.catalogue.record_recall(generation, recall, f"{len(raw)} stored vectors")
         return recall

@@ -137,14 +137,14 @@ class VectorIndex:
         if candidates == 0:
             return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
         k = max(1, min(k, candidates))
-        parts = [_search(self.delta, queries, k, _only(allowed))]
+        parts = [ann.search(self.delta, queries, k, _only(allowed))]
         if self.base is not None:
             hidden = _only(self.hidden) if len(self.hidden) else None  # outlives `selector`
             if allowed is not None:
                 selector = _only(np.setdiff1d(allowed, self.hidden, assume_unique=True))
             else:
                 selector = faiss.IDSelectorNot(hidden) if hidden is not None else None
-            parts.append(_search(self.base, queries, k, selector))
+            parts.append(ann.search(self.base, queries, k, selector))
         scores = np.concatenate([s for s, _ in parts], axis=1)
         ids = np.concatenate([i for _, i in parts], axis=1)
         scores[ids < 0] = -np.inf
@@ -159,15 +159,6 @@ class VectorIndex:
 
 def _only(ids: np.ndarray | None) -> faiss.IDSelector | None:
     return None if ids is None else faiss.IDSelectorBatch(np.ascontiguousarray(ids, np.int64))
-
-
-def _search(
-    index: faiss.Index, queries: np.ndarray, k: int, selector: faiss.IDSelector | None
-) -> tuple[np.ndarray, np.ndarray]:
-    if index.ntotal == 0:
-        n = len(queries)
-        return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
-    return ann.search(index, queries, k, selector)
 
 
 def wants_merge(directory: Path, catalogue: Catalogue) -> bool:
