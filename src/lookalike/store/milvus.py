@@ -195,23 +195,15 @@ def _milvus_errors(cls: type[T]) -> type[T]:
 
             @functools.wraps(fn)
             def generator(self: MilvusStore, *args: Any, **kwargs: Any) -> Iterator[Any]:
-                try:
+                with _store_errors(self.where):
                     yield from fn(self, *args, **kwargs)
-                except Exception as exc:
-                    if _is_milvus_error(exc):
-                        raise _store_error(self.where, exc) from exc
-                    raise
 
             return generator
 
         @functools.wraps(fn)
         def function(self: MilvusStore, *args: Any, **kwargs: Any) -> Any:
-            try:
+            with _store_errors(self.where):
                 return fn(self, *args, **kwargs)
-            except Exception as exc:
-                if _is_milvus_error(exc):
-                    raise _store_error(self.where, exc) from exc
-                raise
 
         return function
 
@@ -377,8 +369,7 @@ class MilvusStore:
 
     def records(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
         found: dict[int, ImageRecord] = {}
-        for start in range(0, len(ids), 1000):
-            chunk = [int(i) for i in ids[start : start + 1000]]
+        for chunk in _id_chunks(ids):
             for row in self._query(f"id in {chunk} and {FILES}", RECORD_FIELDS_OUT):
                 found[int(row["id"])] = _record(row)
         return found
@@ -404,8 +395,7 @@ class MilvusStore:
 
     def local_features(self, ids: Sequence[int]) -> dict[int, LocalFeatures]:
         found = {}
-        for start in range(0, len(ids), 1000):
-            chunk = [int(i) for i in ids[start : start + 1000]]
+        for chunk in _id_chunks(ids):
             expression = f'id in {chunk} and status == "ok" and local != ""'
             for row in self._query(expression, ["id", "local"]):
                 found[int(row["id"])] = LocalFeatures.from_bytes(*_unpack(row["local"]))
@@ -480,13 +470,8 @@ class MilvusStore:
         chosen = np.random.default_rng().choice(ids, min(queries, len(ids)), replace=False)
         rows = self._query(f"id in {[int(i) for i in chosen]}", ["vector"])
         raw = np.asarray([r["vector"] for r in rows], np.float32).reshape(-1, self.dim)
-        truth = ann.ExactTopK(raw, ann.K + 1)
-        for chunk_ids, chunk in self.iter_vectors():
-            truth.update(chunk_ids, chunk)
-        found = np.full((len(raw), ann.K + 1), -1, np.int64)
-        for row, ranking in enumerate(self.search(raw, ann.K + 1)):
-            found[row, : len(ranking)] = [record.id for record, _ in ranking]
-        recall = ann.recall_at_k(found, truth.ids, self_first=True)
+        found = [[record.id for record, _ in ranking] for ranking in self.search(raw, ann.K + 1)]
+        recall = ann.recall_of_stored(raw, found, self.iter_vectors())
         measured = {"recall": round(recall, 4), "queries": len(raw)}
         self._upsert([_meta_row("recall", measured, self.dim)])
         return recall
@@ -523,9 +508,7 @@ class MilvusStore:
         """Removals, then upserts, then the generation: a batch cut off by a failure leaves
         whole rows, and the next run's stat_map redoes whatever did not land."""
         self._need_writer("write")
-        gone = sorted({stable_id(path) for path in removals})
-        for start in range(0, len(gone), 1000):
-            chunk = gone[start : start + 1000]
+        for chunk in _id_chunks(sorted({stable_id(path) for path in removals})):
             self._delete(f"{_meta_like('nodup:')} and (width in {chunk} or height in {chunk})")
             self._delete(f"id in {chunk} and {FILES}")
         self._upsert(self._row(u) for u in self._own_ids(upserts))
@@ -558,9 +541,7 @@ class MilvusStore:
     def write_classes(self, items: Iterable[tuple[str, TopClasses]]) -> int:
         self._need_writer("write_classes")
         classes = {stable_id(path): top for path, top in items}
-        ids = sorted(classes)
-        for start in range(0, len(ids), UPSERT_ROWS):
-            chunk = ids[start : start + UPSERT_ROWS]
+        for chunk in _id_chunks(sorted(classes), UPSERT_ROWS):
             rows = self._query(f'id in {chunk} and status == "ok"', ["*"])
             for row in rows:  # Milvus 2.3 replaces whole rows: the rest is written back
                 row["classes"] = _pack(*classes[int(row["id"])].to_bytes())
@@ -679,15 +660,31 @@ class MilvusStore:
         return [row for rows in self._batches(expression, fields) for row in rows]
 
 
+def _id_chunks(ids: Sequence[int], size: int = 1000) -> Iterator[list[int]]:
+    """``ids`` as plain ints, ``size`` at a time: one ``id in [...]`` expression each."""
+    for start in range(0, len(ids), size):
+        yield [int(i) for i in ids[start : start + size]]
+
+
+@contextmanager
+def _store_errors(where: MilvusLocation) -> Iterator[None]:
+    """pymilvus's and gRPC's errors inside the block leave as one-line StoreErrors."""
+    try:
+        yield
+    except Exception as exc:
+        if _is_milvus_error(exc):
+            raise _store_error(where, exc) from exc
+        raise
+
+
 @contextmanager
 def _closed_on_failure(client: Any, where: MilvusLocation) -> Iterator[None]:
     """Close ``client`` if the block fails, a Milvus error leaving as a one-line StoreError."""
     try:
-        yield
-    except BaseException as exc:
+        with _store_errors(where):
+            yield
+    except BaseException:
         client.close()
-        if _is_milvus_error(exc):
-            raise _store_error(where, exc) from exc
         raise
 
 
