@@ -59,8 +59,11 @@ def plan_add(
 
     # Only one set the size of the store: the known paths the walk has not met yet (a re-run
     # over a million unchanged files held two more, of its own path strings: 190 MB).
+    def is_indexed(path: str) -> bool:
+        return path in known and path not in failed
+
     def indexed() -> Iterator[str]:
-        return (p for p in known if p not in failed)
+        return filter(is_indexed, known)
 
     def walk_error(path: str, reason: str) -> None:
         plan.skipped.append((path, reason))
@@ -90,7 +93,7 @@ def plan_add(
             root in found or _any_under(unlisted, root) or is_under(root, unlisted)
         )
         if gone and not prune and _any_under(indexed(), root):
-            if root in known and root not in failed:  # a file given by name: stays as it is
+            if is_indexed(root):  # a file given by name: its record stays as it is
                 plan.kept.append((root, "file is missing; it stays indexed (use --prune)"))
             else:
                 plan.skipped.append((root, _kept(root, _count_under(indexed(), root))))
