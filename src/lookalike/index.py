@@ -303,9 +303,10 @@ class Index:
         ``filters`` keeps only the images that pass them (a folder, a date range, a minimum
         size, a set of ids): the store searches among those alone, so ``k`` results come
         back whenever ``k`` images pass. ``orientations`` also finds turned and mirrored
-        copies (each image query embedded in its eight orientations; ``Hit.transform``);
-        ``rerank`` re-orders the first hits by spatial verification of local features, where
-        the index stores them (:mod:`lookalike.search.spatial`; not with ``orientations``)."""
+        copies (each image query embedded in its eight orientations and its centre,
+        ``Hit.transform``); ``rerank`` re-orders the first hits by spatial verification of
+        local features, where the index stores them (:mod:`lookalike.search.spatial`; not
+        with ``orientations``)."""
         if orientations:
             return rank_oriented(
                 self.store, lambda: self.embedder, queries, k, exclude_self, filters

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from lookalike import Index
-from lookalike.search.orientation import TRANSFORMS, transform_image
+from lookalike.search.orientation import TRANSFORMS, centre_view, transform_image
 from lookalike.search.query import TextQuery
 
 
@@ -60,3 +60,18 @@ def test_the_cli_adds_transform_to_each_json_result_only_when_asked(
     with Index.open(built_index) as index:
         (words,) = index.search_many([TextQuery("cat")], orientations=True)
     assert words.error == "orientations apply to image queries, not to words"
+
+
+def test_a_framed_copy_is_found_by_its_centre(
+    built_index: Path, photo_library: Path, tmp_path: Path
+) -> None:
+    original = Image.open(photo_library / "chelsea.jpg").convert("RGB")
+    framed = ImageOps.expand(original, border=max(original.size) // 12, fill=(255, 255, 255))
+    assert centre_view(framed).size == (round(framed.width * 0.8), round(framed.height * 0.8))
+    with Index.open(built_index) as index:
+        (oriented,) = index.search_many([framed], k=3, orientations=True)
+        (plain,) = index.search_many([framed], k=3, rerank=False)
+    best = oriented.hits[0]
+    assert best.path == str(photo_library / "chelsea.jpg") and best.transform is None
+    as_it_is = next(h.score for h in plain.hits if h.path == best.path)
+    assert best.score > as_it_is  # the centre, without the frame, matches better

@@ -51,7 +51,7 @@ def add_parser(
     p.add_argument(
         "--orientations",
         action="store_true",
-        help="search each copy in its eight orientations (with --copy-detection)",
+        help="search each copy in its eight orientations and its centre (with --copy-detection)",
     )
     p.add_argument("--workers", type=int, default=None, help="decode processes (default: by cores)")
     p.add_argument("--no-rerank", action="store_true", help=RERANK_HELP)

@@ -208,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--orientations",
         action="store_true",
         help="also find turned (90/180/270) and mirrored copies: the query is embedded in its "
-        "eight orientations, and each result says which transform matched",
+        "eight orientations and its centre (for framed or slightly turned copies), and each "
+        "result says which transform matched",
     )
     p.add_argument(
         "--region",
