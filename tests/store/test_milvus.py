@@ -389,7 +389,9 @@ print(json.dumps([stats["index"]["images"], first["id"], hits, thumbnail.status_
     )
     assert isinstance(web, list)
     images, first_id, similar_ids, status, kind = web
-    assert images == 8 and similar_ids[0] == first_id and (status, kind) == (200, "image/jpeg")
+    # coffee-copy.jpg is byte-identical to coffee.jpg: when the first image is one of the two,
+    # both score 1.0 and either may come first.
+    assert images == 8 and first_id in similar_ids[:2] and (status, kind) == (200, "image/jpeg")
 
 
 # Without a server: the location, the expression and the ids.
