@@ -62,9 +62,7 @@ def test_the_cli_adds_transform_to_each_json_result_only_when_asked(
     assert words.error == "orientations apply to image queries, not to words"
 
 
-def test_a_framed_copy_is_found_by_its_centre(
-    built_index: Path, photo_library: Path, tmp_path: Path
-) -> None:
+def test_a_framed_copy_is_found_by_its_centre(built_index: Path, photo_library: Path) -> None:
     original = Image.open(photo_library / "chelsea.jpg").convert("RGB")
     framed = ImageOps.expand(original, border=max(original.size) // 12, fill=(255, 255, 255))
     assert centre_view(framed).size == (round(framed.width * 0.8), round(framed.height * 0.8))

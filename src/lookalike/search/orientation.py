@@ -86,9 +86,10 @@ def all_orientations(image: Image.Image) -> Sequence[tuple[str | None, Image.Ima
     return [(t, transform_image(image, t)) for t in (None, *TRANSFORMS)]
 
 
-# A turned orientation must beat the image as it is by this much: eight tries give an
-# unrelated image eight chances, and this keeps them from outranking an upright match
-# (measured: rotate_10 copies lost one more original without it, turned copies none with it).
+# Any other view (a turned orientation, the centre) must beat the image as it is by this
+# much: more tries give an unrelated image more chances, and this keeps them from outranking
+# an upright match (measured: rotate_10 copies lost one more original without it, turned
+# copies none with it).
 TURNED_MARGIN = 0.02
 
 
@@ -140,12 +141,11 @@ def rank_oriented(
         record = indexed_record(store, query)
         rankings = store.search(vectors, k + 1 if exclude_self else k, filters)
         best: dict[int, tuple[float, Hit]] = {}
-        margins = [TURNED_MARGIN if t else 0.0 for t, _ in turned] + [TURNED_MARGIN]
-        for (transform, _), margin, ranking in zip(views, margins, rankings, strict=True):
+        for view, ((transform, _), ranking) in enumerate(zip(views, rankings, strict=True)):
             for found, score in ranking:
                 if exclude_self and record is not None and found.id == record.id:
                     continue
-                rank_by = score - margin
+                rank_by = score - (TURNED_MARGIN if view else 0.0)  # view 0: as it is
                 if found.id not in best or rank_by > best[found.id][0]:
                     hit = Hit.of(found, score)
                     turned_hit = Hit(
