@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -10,7 +11,14 @@ from torch import nn
 
 from lookalike.embed.embedder import TorchEmbedder
 from lookalike.embed.networks.efficientnet_lite import EfficientNetLite, SameConv2d, round_filters
-from lookalike.embed.registry import create_backbone, create_embedder
+from lookalike.embed.pooling import gem
+from lookalike.embed.registry import (
+    create_backbone,
+    create_embedder,
+    model_classifies,
+    model_entry,
+)
+from lookalike.normalise import l2_normalise
 
 IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
@@ -46,6 +54,35 @@ def test_lite0_embedder_shape_and_preprocessing() -> None:
     vectors = embedder.embed([Image.fromarray(data.chelsea()), Image.fromarray(data.coffee())])
     assert vectors.shape == (2, 1280)
     assert float(vectors[0] @ vectors[1]) < 0.9  # a cat and a cup of coffee differ
+
+
+def test_lite0_gem_pools_the_same_network_by_generalised_mean() -> None:
+    """Another vector space from the same weights: GeM of lite0's final map."""
+    gem_model = create_embedder("efficientnet_lite0_gem", runtime="torch")
+    gap_model = create_embedder("efficientnet_lite0", runtime="torch")
+    assert isinstance(gem_model, TorchEmbedder) and isinstance(gap_model, TorchEmbedder)
+    assert gem_model.model_id == "efficientnet_lite0_gem-gem-letterbox224"
+    assert model_entry("efficientnet_lite0_gem").int8
+    cat = [Image.fromarray(data.chelsea())]
+    final = gap_model.feature_map(cat)
+    expected = l2_normalise(gem(final).numpy())
+    assert np.allclose(gem_model.embed(cat), expected, atol=1e-5)
+    assert float(gem_model.embed(cat)[0] @ gap_model.embed(cat)[0]) < 0.99
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx", "onnx-int8"])
+def test_a_gem_model_classifies_by_the_average_beside_its_vector(runtime: str) -> None:
+    """The ImageNet classifier reads the average-pooled map, not the GeM vector: a cat."""
+    assert model_classifies("efficientnet_lite0_gem")
+    embedder = create_embedder("efficientnet_lite0_gem", runtime=runtime)
+    images = [Image.fromarray(data.chelsea()), Image.fromarray(data.coffee())] * 8
+    vectors, classes, _ = embedder.embed_with_local_features(images)
+    assert classes is not None
+    assert int(classes[0].ids[0]) in IMAGENET_CATS and float(classes[0].probs[0]) > 0.3
+    assert int(classes[1].ids[0]) not in IMAGENET_CATS
+    alone, only_classes = embedder.embed_with_classes(images[:2])
+    assert only_classes is not None and only_classes[0].ids[0] == classes[0].ids[0]
+    assert np.allclose(alone, vectors[:2], atol=1e-4)
 
 
 def test_same_padding_puts_the_extra_pixel_bottom_right() -> None:

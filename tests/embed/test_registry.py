@@ -30,6 +30,7 @@ def test_models_are_known_without_pytorch() -> None:
 def test_create_backbone_loads_the_weights() -> None:
     assert list_models() == [
         "efficientnet_lite0",
+        "efficientnet_lite0_gem",
         "efficientnet_lite1",
         "efficientnet_lite2",
         "mobilenet_v2",

@@ -155,9 +155,10 @@ class TorchEmbedder:
         self.dim = self._output_dim()
         self.image_size = round(preprocess.decode_side * max(self.scales))
         self.model_id = float_model_id(name, pooling, preprocess, self.scales)
-        # the ImageNet classifier reads the average-pooled map: only then is it on our output
-        single_gap = pooling == "gap" and self.head is None and self.scales == (1.0,)
-        self.class_head = head if single_gap else None
+        # The ImageNet classifier reads the average-pooled final map of one pass: with another
+        # pooling that average is computed beside the vector (:meth:`forward_with_stage`).
+        single_pass = self.head is None and self.scales == (1.0,)
+        self.class_head = head if single_pass else None
 
     @torch.inference_mode()
     def _output_dim(self) -> int:
@@ -187,16 +188,27 @@ class TorchEmbedder:
         pooled = POOLINGS[self.pooling](self.backbone.forward_features(batch))
         return pooled if self.head is None else self.head(pooled)
 
-    def forward_with_stage(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`forward`, and the map of stage ``local_features.STAGE`` (n, c, h, w) that
-        local features come from, from one pass (the exported graph's two outputs)."""
+    @property
+    def averages_apart(self) -> bool:
+        """Whether the classifier's input, the average-pooled map, is not the vector itself."""
+        return self.class_head is not None and self.pooling != "gap"
+
+    def forward_with_stage(
+        self, batch: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`forward`, the map of stage ``local_features.STAGE`` (n, c, h, w) that local
+        features come from, and the average-pooled final map (n, num_features) that the
+        ImageNet classifier reads (the vector itself when pooling is the average), from one
+        pass: the exported graph's outputs."""
         final, (stage,) = self.backbone.forward_intermediates(batch, [STAGE])
         pooled = POOLINGS[self.pooling](final)
-        return (pooled if self.head is None else self.head(pooled)), stage
+        average = POOLINGS["gap"](final) if self.pooling != "gap" else pooled
+        return (pooled if self.head is None else self.head(pooled)), stage, average
 
     def module(self) -> nn.Module:
         """:meth:`forward_with_stage` as one module that owns the backbone's weights (for
-        exporting: the graph's outputs are the vectors and the local features' map)."""
+        exporting: the graph's outputs are the vectors, the local features' map and, when
+        :attr:`averages_apart`, the classifier's input)."""
         return _Network(self)
 
     @torch.inference_mode()
@@ -218,8 +230,8 @@ class TorchEmbedder:
         """Vectors as :meth:`embed`, and each image's top ImageNet classes (None: no head)."""
         if self.class_head is None or not images:
             return self.embed(images), None if self.class_head is None else []
-        pooled = self.forward(torch.from_numpy(self.batch(images))).numpy()
-        return average_scales([pooled]), self.class_head.top(pooled)
+        pooled, _, average = self.forward_with_stage(torch.from_numpy(self.batch(images)))
+        return average_scales([pooled.numpy()]), self.class_head.top(average.numpy())
 
     @property
     def has_local_features(self) -> bool:
@@ -236,8 +248,8 @@ class TorchEmbedder:
             raise ValueError("local features need a single-scale embedder")
         if not images:
             return self.embed(images), None if self.class_head is None else [], []
-        pooled, stage = self.forward_with_stage(torch.from_numpy(self.batch(images)))
-        top = self.class_head.top(pooled.numpy()) if self.class_head is not None else None
+        pooled, stage, average = self.forward_with_stage(torch.from_numpy(self.batch(images)))
+        top = self.class_head.top(average.numpy()) if self.class_head is not None else None
         return average_scales([pooled.numpy()]), top, local_features(_array(stage))
 
 
@@ -247,8 +259,9 @@ class _Network(nn.Module):
         self.embedder = embedder
         self.backbone = embedder.backbone  # registers the weights as this module's own
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.embedder.forward_with_stage(images)
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        vectors, stage, average = self.embedder.forward_with_stage(images)
+        return (vectors, stage, average) if self.embedder.averages_apart else (vectors, stage)
 
 
 def average_scales(descriptors: Sequence[np.ndarray]) -> np.ndarray:

@@ -54,6 +54,17 @@ BUILTIN_MODELS = (
         int8=True,
         classes=True,
     ),
+    # The same network pooled by GeM: better at finding the same thing drawn in another style
+    # (README, "Measuring search quality"); its classes come from the average beside it.
+    ModelEntry(
+        "efficientnet_lite0_gem",
+        f"{NETWORKS}.efficientnet_lite:efficientnet_lite0",
+        Preprocess(224, LITE_MEAN, LITE_STD),
+        pooling="gem",
+        weights=_lite_weights(0, "efficientnet-lite0-57934424.pth"),
+        int8=True,
+        classes=True,
+    ),
     ModelEntry(
         "efficientnet_lite1",
         f"{NETWORKS}.efficientnet_lite:efficientnet_lite1",

@@ -38,7 +38,7 @@ OPSET = 17
 # bump when the exported graph changes for the same weights; 2: the local features' map
 # as a second output (the vectors are the same)
 EXPORT_VERSION = 2
-INPUT, OUTPUT, LOCALS = "images", "vectors", "locals"
+INPUT, OUTPUT, LOCALS, AVERAGE = "images", "vectors", "locals", "average"
 EXPORT_AT = 32  # images in one call that make exporting worth its few seconds
 
 
@@ -102,9 +102,10 @@ def export_model(embedder: TorchEmbedder, path: Path) -> Path:
     """Export the embedder's network to ``path`` (atomically) unless it is there already.
 
     Input ``images`` float32 (n, 3, size, size), normalised; outputs ``vectors`` float32
-    (n, dim), not yet L2-normalised, and ``locals``, the map local features come from
-    (float32 (n, c, h, w), :mod:`lookalike.embed.local_features`). The batch dimension is
-    dynamic.
+    (n, dim), not yet L2-normalised, ``locals``, the map local features come from
+    (float32 (n, c, h, w), :mod:`lookalike.embed.local_features`), and for a classifying
+    network not pooled by the average, ``average``, the classifier's input float32
+    (n, num_features). The batch dimension is dynamic.
     """
     if path.is_file():
         return path
@@ -112,6 +113,7 @@ def export_model(embedder: TorchEmbedder, path: Path) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     size = embedder.preprocess.size  # the network input; image_size is for decoding
+    outputs = [OUTPUT, LOCALS, *([AVERAGE] if embedder.averages_apart else [])]
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".onnx")
     os.close(fd)
     try:
@@ -125,8 +127,8 @@ def export_model(embedder: TorchEmbedder, path: Path) -> Path:
                 (torch.zeros(2, 3, size, size),),
                 tmp,
                 input_names=[INPUT],
-                output_names=[OUTPUT, LOCALS],
-                dynamic_axes={INPUT: {0: "n"}, OUTPUT: {0: "n"}, LOCALS: {0: "n"}},
+                output_names=outputs,
+                dynamic_axes={name: {0: "n"} for name in (INPUT, *outputs)},
                 opset_version=OPSET,
                 dynamo=False,  # the TorchScript exporter needs no onnxscript
             )
@@ -292,9 +294,11 @@ class OnnxEmbedder:
             return self.embed(images), None if self._make_head is None else []
         if self._session is None and len(images) < self.export_at and not self.path.is_file():
             return self.torch().embed_with_classes(images)
-        (pooled,) = self.session().run([OUTPUT], {INPUT: self.preprocess.batch(images)})
+        pooled, *average = self.session().run(
+            [OUTPUT, *self._average_output()], {INPUT: self.preprocess.batch(images)}
+        )
         pooled = np.asarray(pooled, dtype=np.float32)
-        return l2_normalise(pooled), self._classes(pooled)
+        return l2_normalise(pooled), self._classes(average[0] if average else pooled)
 
     @property
     def has_local_features(self) -> bool:
@@ -308,17 +312,25 @@ class OnnxEmbedder:
             return self.embed(images), None if self._make_head is None else [], []
         if self._session is None and len(images) < self.export_at and not self.path.is_file():
             return self.torch().embed_with_local_features(images)
-        pooled, stage = self.session().run([OUTPUT, LOCALS], {INPUT: self.preprocess.batch(images)})
+        pooled, stage, *average = self.session().run(
+            [OUTPUT, LOCALS, *self._average_output()], {INPUT: self.preprocess.batch(images)}
+        )
         pooled = np.asarray(pooled, dtype=np.float32)
-        top = self._classes(pooled) if self._make_head is not None else None
+        top = self._classes(average[0] if average else pooled) if self._make_head else None
         return l2_normalise(pooled), top, local_features(np.asarray(stage, dtype=np.float32))
 
-    def _classes(self, pooled: np.ndarray) -> list[TopClasses]:
-        """The top ImageNet classes of the graph's output, the head loaded on first use."""
+    def _average_output(self) -> list[str]:
+        """[AVERAGE] where the graph outputs the classifier's input apart from the vectors."""
+        names = {output.name for output in self.session().get_outputs()}
+        return [AVERAGE] if self._make_head is not None and AVERAGE in names else []
+
+    def _classes(self, average: np.ndarray) -> list[TopClasses]:
+        """The top ImageNet classes of the average-pooled final map (the graph's output),
+        the head loaded on first use."""
         assert self._make_head is not None
         if self._head is None:
             self._head = cached_head(head_path(self.float_path), self._make_head)
-        return self._head.top(pooled)
+        return self._head.top(np.asarray(average, dtype=np.float32))
 
     def feature_maps(self, images: Sequence[Image.Image], indices: Stages = None) -> FeatureMaps:
         """The float PyTorch network's maps (:meth:`TorchEmbedder.feature_maps`), for an int8

@@ -170,7 +170,7 @@ def _onnx_embedder(
         spec,
         lambda: _torch_embedder(entry, given, pooling),
         calibration=CALIBRATION if int8 else None,
-        head=_head_of(lambda: embedder) if has_classes(entry, given) and pooling == "gap" else None,
+        head=_head_of(lambda: embedder) if has_classes(entry, given) else None,
     )
     return embedder
 
