@@ -1,6 +1,6 @@
 """Near-duplicate grouping (``lookalike dupes``): how right, and how fast at scale.
 
-    python benchmarks/dupes.py quality --photos /work/data/eval/photos --distractors DIR
+    python benchmarks/dupes.py quality --photos /work/data/eval/photos --distractors DIR [--model M]
     python benchmarks/dupes.py scale --n 100000 1000000
 
 ``quality``: every photo under ``--photos`` gets edited copies (the copy-detection edits of
@@ -103,7 +103,7 @@ def quality(args: argparse.Namespace) -> None:
         copies = Path(tmp) / "copies"
         owner = write_copies(args.photos, copies)
         started = time.perf_counter()
-        with Index.create(Path(tmp) / "index") as index:
+        with Index.create(Path(tmp) / "index", args.model) as index:
             index.add([args.photos, copies, args.distractors])
             took = time.perf_counter() - started
             records = {r.id: r for r in index.records()}
@@ -366,6 +366,7 @@ def main() -> None:
     q = sub.add_parser("quality")
     q.add_argument("--photos", type=Path, default=Path("/work/data/eval/photos"))
     q.add_argument("--distractors", type=Path, required=True)
+    q.add_argument("--model", default="mobilenet_v2", help="the index's model (the bands' own)")
     q.add_argument("--json", action="store_true")
     s = sub.add_parser("scale")
     s.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])

@@ -1,8 +1,9 @@
 """Which retrieval features make the best default for mobilenet_v2?
 
-    python benchmarks/retrieval_features.py /work/data/eval [--cache DIR]
+    python benchmarks/retrieval_features.py /work/data/eval [--cache DIR] [--model NAME]
 
-Pooling (gap, mac, gem p=3) x whitening (none / learned on the evaluated set itself) x scales
+Pooling (gap, mac, gem p=3) x whitening (none / centring only / learned on the evaluated set
+itself) x scales
 (1 / 1, 1/sqrt2, sqrt2 averaged) x preprocessing (letterbox, centre crop, squash), measured as
 clipart and icons MAP@R and R@1 (every image queries all the others) and copy-detection
 recall@1 on photos (the originals plus clipart as distractors are indexed; the queries are the
@@ -59,9 +60,15 @@ from lookalike.evaluate.edits import EDITS, apply_edit
 from lookalike.evaluate.metrics import evaluate_ranking, evaluate_vectors, recall_at_k
 from lookalike.normalise import l2_normalise
 from lookalike.search.spatial import SHORTLIST, rerank
-from lookalike.store.whitening import learn_whitening
+from lookalike.store.whitening import Whitening, learn_whitening
 
 POOLS = ("gap", "mac", "gem")
+# What is learned from the collection itself, beside "no": its mean, which every vector is
+# centred on (then L2-normalised again), or PCA-whitening.
+WHITENINGS: dict[str, Callable[[np.ndarray], Whitening]] = {
+    "centre": lambda v: Whitening(v.mean(axis=0), np.eye(v.shape[1], dtype=np.float32)),
+    "yes": learn_whitening,
+}
 MULTI = (1.0, 2**-0.5, 2**0.5)
 # (preprocessing mode, scale): every feature map the table needs.
 PASSES = [("letterbox", s) for s in MULTI] + [("crop", 1.0), ("squash", 1.0)]
@@ -80,6 +87,7 @@ def main() -> None:
         "--clipart-per-label", type=int, default=24, help="first N drawings of each category"
     )
     parser.add_argument("--icons-every", type=int, default=3, help="every Nth icon name")
+    parser.add_argument("--model", default="mobilenet_v2", help="a registered model's network")
     parser.add_argument("--photos", type=int, default=28, help="first N photos as originals")
     parser.add_argument(
         "--rerank", action="store_true", help="the re-ranking table (QE, DBA, spatial) instead"
@@ -92,9 +100,12 @@ def main() -> None:
         help="only compute and cache these sets' features (to run sets in parallel), no table",
     )
     args = parser.parse_args()
-    base = create_embedder("mobilenet_v2", runtime="torch")
+    base = create_embedder(args.model, runtime="torch")
     assert isinstance(base, TorchEmbedder)
-    embedders = {mode: replace_mode(base, mode) for mode in ("letterbox", "crop", "squash")}
+    embedders = {
+        mode: replace_mode(args.model, base, mode) for mode in ("letterbox", "crop", "squash")
+    }
+    cache = args.cache / args.model
     decode_side = max(embedders[m].preprocess.decode_side * s for m, s in PASSES)
     side = round(decode_side)
 
@@ -123,7 +134,7 @@ def main() -> None:
     if args.rerank:
         started = time.perf_counter()
         found = {
-            name: rerank_features(name, images, n, embedders["letterbox"], args.cache)
+            name: rerank_features(name, images, n, embedders["letterbox"], cache)
             for name, (images, n) in sets.items()
         }
         print(
@@ -134,7 +145,7 @@ def main() -> None:
         return
     started = time.perf_counter()
     pooled = {
-        name: features(name, images, n, embedders, args.cache)
+        name: features(name, images, n, embedders, cache)
         for name, (images, n) in sets.items()
         if not args.only or name in args.only
     }
@@ -153,13 +164,13 @@ def main() -> None:
         (pool, white, multi, "letterbox")
         for pool in POOLS
         for multi in (False, True)
-        for white in (False, True)
+        for white in ("no", *WHITENINGS)
     ]
     rows += [
         (pool, white, False, mode)
         for mode in ("crop", "squash")
         for pool in POOLS
-        for white in (False, True)
+        for white in ("no", *WHITENINGS)
     ]
     header = (
         f"| {'pooling':7} | {'whiten':6} | {'scales':6} | {'preprocess':10} | clipart mAP@R | "
@@ -176,20 +187,20 @@ def main() -> None:
         cells = []
         for name, labels in (("clipart", clipart_labels), ("icons", icon_labels)):
             v = vectors(name)
-            if white:
-                v = learn_whitening(v).apply(v)
+            if white != "no":
+                v = WHITENINGS[white](v).apply(v)
             report = evaluate_vectors(v, labels)
             cells += [report.map_at_r, report.r_at_1]
         indexed = np.concatenate([vectors("photos"), vectors("clipart")])
         queries = vectors("edited")
-        if white:
-            whitening = learn_whitening(indexed)
+        if white != "no":
+            whitening = WHITENINGS[white](indexed)
             indexed, queries = whitening.apply(indexed), whitening.apply(queries)
         top = np.argmax(queries @ indexed.T, axis=1)
         cells.append(recall_at_k((top == photo_of_query)[:, None], 1))
         label = "gap/spoc" if pool == "gap" else ("gem p=3" if pool == "gem" else pool)
         print(
-            f"| {label:7} | {'yes' if white else 'no':6} | {'1,.71,1.41' if multi else '1':6} "
+            f"| {label:7} | {white:6} | {'1,.71,1.41' if multi else '1':6} "
             f"| {mode:10} | " + " | ".join(f"{c:.3f}" for c in cells) + " |",
             flush=True,
         )
@@ -205,9 +216,9 @@ def first_per_label(items: list[tuple[Path, str]], n: int) -> list[tuple[Path, s
     return out
 
 
-def replace_mode(base: TorchEmbedder, mode: str) -> TorchEmbedder:
+def replace_mode(name: str, base: TorchEmbedder, mode: str) -> TorchEmbedder:
     """The same backbone with another preprocessing mode."""
-    return TorchEmbedder("mobilenet_v2", base.backbone, replace(base.preprocess, mode=mode))
+    return TorchEmbedder(name, base.backbone, replace(base.preprocess, mode=mode))
 
 
 def shrink(image: Image.Image, side: int) -> Image.Image:

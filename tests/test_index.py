@@ -131,6 +131,28 @@ def test_learned_whitening_is_kept_and_still_finds_copies(
         assert index.info().whitening_dim is None
 
 
+def test_a_centred_index_says_so_and_still_finds_copies(
+    photos: Path, photo_library: Path, tmp_path: Path
+) -> None:
+    with Index.create(tmp_path / "idx") as index:
+        index.add([photos])
+        assert index.learn_whitening(centre_only=True) == 8
+    with Index.open(tmp_path / "idx") as index:
+        info = index.info()
+        assert info.centred_only and info.whitening_dim == info.dim
+        with Image.open(photo_library / "coffee.jpg") as coffee:
+            hits = index.search(apply_edit("flip", coffee), k=2)
+        assert hits[0].path == str(photos / "coffee.jpg")
+        # centred, an unrelated photo scores lower against the moon than it did raw
+        centred = {Path(h.path).name: h.score for h in index.search(photos / "moon.jpg", k=8)}
+        index.drop_whitening()
+        raw = {Path(h.path).name: h.score for h in index.search(photos / "moon.jpg", k=8)}
+        assert not index.info().centred_only
+    assert centred["moon.jpg"] == pytest.approx(1.0, abs=1e-4)
+    others = [name for name in raw if name != "moon.jpg"]
+    assert sum(centred[n] for n in others) < sum(raw[n] for n in others)
+
+
 def test_bad_arguments_at_the_edge_are_clear_errors(
     built_index: Path, photo_library: Path, shared_tmp: Path, as_unprivileged: Callable[..., Any]
 ) -> None:

@@ -45,7 +45,7 @@ from lookalike.store import (
     prepare_location,
     store_exists,
 )
-from lookalike.store.whitening import learn_whitening
+from lookalike.store.whitening import learn_centring, learn_whitening
 
 __all__ = ["AddReport", "Index", "IndexInfo", "Progress"]
 
@@ -60,6 +60,7 @@ class IndexInfo:
     skipped: int
     disk_bytes: int
     whitening_dim: int | None = None  # searched in this many whitened dimensions, if learned
+    centred_only: bool = False  # that "whitening" only centres (``learn_whitening(centre_only)``)
     store: str = ""  # the kind of store, e.g. "sqlite+faiss"
     vector_index: str = "flat"  # what searches run on, e.g. "ivf2048-sq8 nprobe=16"
     recall_at_10: float | None = None  # measured against exact search (info --recall)
@@ -242,15 +243,17 @@ class Index:
         """Hold the writer lock across several calls (each write call also takes it alone)."""
         return self.store.writing()
 
-    def learn_whitening(self, dims: int | None = None) -> int:
+    def learn_whitening(self, dims: int | None = None, centre_only: bool = False) -> int:
         """Learn PCA-whitening from this index's own vectors and use it from now on, for the
-        stored vectors and for queries (``dims`` keeps the strongest directions). Returns the
-        number of vectors it was learned from. Files added later are whitened the same way."""
+        stored vectors and for queries (``dims`` keeps the strongest directions;
+        ``centre_only`` subtracts their mean and nothing more). Returns the number of vectors
+        it was learned from. Files added later are transformed the same way."""
         with self.store.writing():
             vectors = self.store.all_vectors()
             if len(vectors) < 2:
                 raise LookalikeError("whitening needs an index of at least 2 images")
-            self.store.set_whitening(learn_whitening(vectors, dims))
+            learned = learn_centring(vectors) if centre_only else learn_whitening(vectors, dims)
+            self.store.set_whitening(learned)
         return len(vectors)
 
     def drop_whitening(self) -> None:
@@ -392,11 +395,16 @@ class Index:
             skipped=info.skipped,
             disk_bytes=info.disk_bytes,
             whitening_dim=info.whitening_dim,
+            centred_only=bool(info.whitening_dim) and self._centred_only(),
             store=info.kind,
             vector_index=info.vector_index,
             recall_at_10=info.recall_at_10,
             compact=info.compact,
         )
+
+    def _centred_only(self) -> bool:
+        whitening = self.store.whitening()
+        return whitening is not None and whitening.centres_only
 
     def measure_recall(self, queries: int = 200) -> float:
         """recall@10 of this index's search against exact search, with ``queries`` stored

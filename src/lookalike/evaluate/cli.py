@@ -55,6 +55,11 @@ def add_parser(
     )
     p.add_argument("--workers", type=int, default=None, help="decode processes (default: by cores)")
     p.add_argument("--no-rerank", action="store_true", help=RERANK_HELP)
+    p.add_argument(
+        "--centre",
+        action="store_true",
+        help="centre the vectors on the indexed images' own mean (as `index --centre`)",
+    )
     p.set_defaults(run=run_eval)
 
 
@@ -77,6 +82,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
                 workers=settings.workers or None,
                 orientations=args.orientations,
                 rerank=not args.no_rerank,
+                centre=args.centre,
             )
             print(json.dumps(copies.as_dict()) if args.json else format_copies(copies))
             return 0
@@ -87,6 +93,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
             progress=progress,
             workers=settings.workers or None,
             rerank=not args.no_rerank,
+            centre=args.centre,
         )
     report = evaluation.report
     if args.plot:

@@ -64,9 +64,11 @@ def evaluate_folder(
     progress: Progress | None = None,
     workers: int | None = None,
     rerank: bool = True,
+    centre: bool = False,
 ) -> FolderEvaluation:
     """Index ``root`` (``<label>/<image>`` files) in a temporary index made by ``model``, then
-    query every indexed image against all the others (``rerank``: as ``Index.search_many``)."""
+    query every indexed image against all the others (``rerank``: as ``Index.search_many``;
+    ``centre``: the index centres its vectors, ``Index.learn_whitening(centre_only=True)``)."""
     items = load_labelled_folder(root)
     label_of = {os.path.abspath(path): label for path, label in items}
     with temporary_index(model, weights) as index:
@@ -75,6 +77,8 @@ def evaluate_folder(
         paths = [path for path in label_of if path not in skipped]
         if len(paths) < 2:
             raise DatasetError(f"{root}: fewer than two images could be indexed")
+        if centre:
+            index.learn_whitening(centre_only=True)
         labels = [label_of[path] for path in paths]
         _, counts = np.unique(labels, return_counts=True)
         depth = min(max(MIN_DEPTH, int(counts.max()) - 1), len(paths) - 1)
@@ -122,11 +126,13 @@ def copy_detection(
     workers: int | None = None,
     orientations: bool = False,
     rerank: bool = True,
+    centre: bool = False,
 ) -> CopyDetectionReport:
     """Index the photos under ``photos`` (and ``distractors``), then search each photo's
     edited copies (``lookalike.evaluate.edits``, fixed ``seed``); a query is found at k when
     its original is among the first k hits. ``orientations`` searches each copy in its eight
-    orientations (``Index.search_many(..., orientations=True)``)."""
+    orientations (``Index.search_many(..., orientations=True)``); ``centre`` centres the
+    vectors on the mean of the indexed images (queries are not part of it)."""
     unknown = sorted(set(edits) - set(EDITS))
     if unknown:
         raise DatasetError(f"unknown edit(s) {', '.join(unknown)}; choose from {', '.join(EDITS)}")
@@ -138,6 +144,8 @@ def copy_detection(
     with temporary_index(model, weights) as index:
         roots = [photos] if distractors is None else [photos, distractors]
         added = index.add(roots, progress=progress, workers=workers)
+        if centre:
+            index.learn_whitening(centre_only=True)
         skipped = {path for path, _ in added.skipped}
         originals = [path for path in originals if path not in skipped]
         for original in originals:

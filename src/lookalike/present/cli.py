@@ -160,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="then learn PCA-whitening from the index's own vectors (optionally keeping DIMS); "
         "measured to hurt category search on clip art, so it is off unless asked for",
     )
+    whiten.add_argument(
+        "--centre",
+        action="store_true",
+        help="then centre the vectors on the index's own mean (whitening without rotation): "
+        "measured on seeded subsets, +0.006-0.013 MAP@R on clip art and +0.005-0.009 on icons, "
+        "copy detection not lower (README: Measuring search quality)",
+    )
     whiten.add_argument("--no-whiten", action="store_true", help="drop a learned whitening")
     p.add_argument(
         "--compact",
@@ -293,14 +300,15 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
             runner=runner,
             prune=args.prune,
         )
-        if args.whiten is not None:
-            learned_from = index.learn_whitening(args.whiten or None)
+        if args.whiten is not None or args.centre:
+            learned_from = index.learn_whitening(args.whiten or None, centre_only=args.centre)
         elif args.no_whiten:
             index.drop_whitening()
     if not quiet:
         print_report(report)
-        if args.whiten is not None:
-            print(f"whitening learned from {learned_from} vectors")
+        if args.whiten is not None or args.centre:
+            what = "centre" if args.centre else "whitening"
+            print(f"{what} learned from {learned_from} vectors")
     return 0
 
 
@@ -367,7 +375,9 @@ def run_info(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(out))
         return 0
     print(f"index     {info.directory}\nmodel     {info.model} ({info.model_id}, {info.dim} dims)")
-    if info.whitening_dim:
+    if info.centred_only:
+        print("whitening centred on the index's mean (no rotation), learned from the index")
+    elif info.whitening_dim:
         print(f"whitening PCA-whitened to {info.whitening_dim} dims, learned from the index")
     print(f"images    {info.images}\nskipped   {info.skipped}")
     if info.store == "milvus":
