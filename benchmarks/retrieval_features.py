@@ -60,13 +60,13 @@ from lookalike.evaluate.edits import EDITS, apply_edit
 from lookalike.evaluate.metrics import evaluate_ranking, evaluate_vectors, recall_at_k
 from lookalike.normalise import l2_normalise
 from lookalike.search.spatial import SHORTLIST, rerank
-from lookalike.store.whitening import Whitening, learn_whitening
+from lookalike.store.whitening import Whitening, learn_centring, learn_whitening
 
 POOLS = ("gap", "mac", "gem")
 # What is learned from the collection itself, beside "no": its mean, which every vector is
 # centred on (then L2-normalised again), or PCA-whitening.
 WHITENINGS: dict[str, Callable[[np.ndarray], Whitening]] = {
-    "centre": lambda v: Whitening(v.mean(axis=0), np.eye(v.shape[1], dtype=np.float32)),
+    "centre": learn_centring,
     "yes": learn_whitening,
 }
 MULTI = (1.0, 2**-0.5, 2**0.5)
