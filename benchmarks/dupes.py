@@ -45,7 +45,7 @@ from PIL import Image
 
 from lookalike import Index
 from lookalike.decode.image import decode_image
-from lookalike.dupes.bands import BANDS, THRESHOLDS
+from lookalike.dupes.bands import BANDS, THRESHOLDS, thresholds_for
 from lookalike.dupes.find import find_duplicates
 from lookalike.dupes.grouping import candidate_pairs, complete_linkage
 from lookalike.evaluate.edits import EDITS, apply_edit
@@ -122,7 +122,9 @@ def quality(args: argparse.Namespace) -> None:
                         embedder=lambda: index.embedder,
                     )
                     took = time.perf_counter() - started
-                    report_groups(band, orientations, groups, records, owner, took, args.json)
+                    report_groups(
+                        band, orientations, groups, records, owner, took, args.json, args.model
+                    )
             alone_with_original(index, copies, owner, False, args.json)
             alone_with_original(index, copies, owner, True, args.json, TURNED_EDITS)
 
@@ -227,6 +229,7 @@ def report_groups(
     owner: dict[str, str],
     took: float,
     as_json: bool,
+    model: str,
 ) -> None:
     predicted = right = among_distractors = 0
     found: dict[str, int] = defaultdict(int)
@@ -249,7 +252,7 @@ def report_groups(
     recall_per_edit = {e: found[e] / originals for e in (*EDITS, *EXTRA_EDITS)}
     out = {
         "band": band,
-        "threshold": THRESHOLDS[band],  # type: ignore[index]
+        "threshold": thresholds_for(model)[band],  # type: ignore[index]
         "orientations": orientations,
         "groups": len(groups),
         "pair_precision": right / predicted if predicted else 1.0,

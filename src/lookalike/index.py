@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 
 from lookalike.dupes import (
+    Band,
     DuplicateGroup,
     KeeperRules,
     MovePlan,
@@ -17,6 +18,7 @@ from lookalike.dupes import (
     apply_moves,
     find_duplicates,
     plan_moves,
+    thresholds_for,
     undo_moves,
 )
 from lookalike.embed.interface import Embedder
@@ -315,6 +317,10 @@ class Index:
                 self.store, lambda: self.embedder, queries, k, exclude_self, filters
             )
         return rank(self.store, lambda: self.embedder, queries, k, exclude_self, filters, rerank)
+
+    def band_thresholds(self) -> dict[Band, float]:
+        """The lowest score of each band of likeness for this index's model's vectors."""
+        return thresholds_for(self.store.model_name)
 
     def duplicates(
         self,

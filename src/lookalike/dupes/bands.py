@@ -1,8 +1,10 @@
-"""The three bands of likeness, and the cosine thresholds that separate them.
+"""The three bands of likeness, and the cosine thresholds that separate them for each model.
 
-The thresholds were measured by ``benchmarks/dupes.py`` (mobilenet_v2, the default model) on
-the 56 real photographs of the evaluation set, their edited copies and real photo
-distractors; README.md ("Finding duplicates") gives the figures behind each one.
+The thresholds were measured by ``benchmarks/dupes.py quality --model M`` on the 56 real
+photographs of the evaluation set, their edited copies and real photo distractors; README.md
+("Finding duplicates") gives the figures behind each one. Networks spread their cosines
+differently, so a model's bands are its own; a model that was not measured (a trained model
+folder, say) gets the default model's.
 """
 
 from __future__ import annotations
@@ -13,26 +15,47 @@ from lookalike.errors import LookalikeError
 
 Band = Literal["identical", "edited", "similar"]
 BANDS: tuple[Band, ...] = ("identical", "edited", "similar")
-
-# The lowest cosine score of each band (scores are cosines of the stored unit vectors).
-THRESHOLDS: dict[Band, float] = {"identical": 0.95, "edited": 0.80, "similar": 0.70}
 DEFAULT_BAND: Band = "edited"
 
+# The lowest cosine score of each band (scores are cosines of the stored unit vectors), for
+# mobilenet_v2, the default model.
+THRESHOLDS: dict[Band, float] = {"identical": 0.95, "edited": 0.80, "similar": 0.70}
+MODEL_THRESHOLDS: dict[str, dict[Band, float]] = {
+    "mobilenet_v2": THRESHOLDS,
+    "efficientnet_lite0_gem": {"identical": 0.95, "edited": 0.76, "similar": 0.65},
+}
 
-def threshold_of(band: str) -> float:
+
+def thresholds_for(model_name: str) -> dict[Band, float]:
+    """The bands' thresholds for the vectors of ``model_name`` (a registry name or a model
+    folder): its own where measured, else the default model's."""
+    return MODEL_THRESHOLDS.get(model_name, THRESHOLDS)
+
+
+def threshold_of(band: str, thresholds: dict[Band, float] = THRESHOLDS) -> float:
     """The lowest score a pair of ``band`` has; raises LookalikeError for an unknown band."""
-    if band not in THRESHOLDS:
+    if band not in thresholds:
         raise LookalikeError(f"unknown band {band!r}; choose from {', '.join(BANDS)}")
-    return THRESHOLDS[band]
+    return thresholds[band]
 
 
-def band_of(score: float, transform: str | None = None) -> Band:
+def band_of(
+    score: float, transform: str | None = None, thresholds: dict[Band, float] = THRESHOLDS
+) -> Band:
     """The band of a pair's score. A turned or mirrored copy is an edit, never identical."""
-    if score >= THRESHOLDS["identical"] and transform is None:
+    if score >= thresholds["identical"] and transform is None:
         return "identical"
-    if score >= THRESHOLDS["edited"]:
+    if score >= thresholds["edited"]:
         return "edited"
     return "similar"
+
+
+def describe_thresholds() -> str:
+    """Each measured model's bands in one line, for help texts."""
+    return "; ".join(
+        f"{model}: " + ", ".join(f"{b} >= {t[b]:.2f}" for b in BANDS)
+        for model, t in MODEL_THRESHOLDS.items()
+    )
 
 
 def check_threshold(threshold: float) -> float:

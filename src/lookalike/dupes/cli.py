@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from lookalike.config import Settings
-from lookalike.dupes.bands import BANDS, DEFAULT_BAND, THRESHOLDS
+from lookalike.dupes.bands import BANDS, DEFAULT_BAND, describe_thresholds
 from lookalike.dupes.find import DuplicateGroup, resolve_threshold
 from lookalike.errors import LookalikeError
 from lookalike.files.paths import display_path
@@ -34,14 +34,14 @@ CSV_COLUMNS = (
 def add_parser(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    bands = ", ".join(f"{b} >= {THRESHOLDS[b]:.2f}" for b in BANDS)
     p = sub.add_parser(
         "dupes",
         parents=[common],
         help="find copies of the same picture, suggest which to keep, move the others",
         description="Group the indexed images that are copies of each other, from the index's "
         "own nearest-neighbour search; every two images of a group are at least the threshold "
-        f"alike (cosine score; bands: {bands}). The suggested keeper comes first.",
+        f"alike (cosine score; each model has its own bands: {describe_thresholds()}; other "
+        "models have mobilenet_v2's). The suggested keeper comes first.",
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument(
@@ -105,6 +105,7 @@ def run_dupes(args: argparse.Namespace, settings: Settings) -> int:
     resolve_threshold(args.band, args.threshold)  # a bad threshold fails before the index opens
     quiet = getattr(args, "quiet", False)
     with Index.open(settings.index) as index:
+        bands = index.band_thresholds()
         if args.not_duplicates:
             count = index.mark_not_duplicates(args.not_duplicates)
             if not quiet:
@@ -138,7 +139,7 @@ def run_dupes(args: argparse.Namespace, settings: Settings) -> int:
             print(format_group(number, group), flush=True)
         if not quiet:
             copies = sum(len(g.duplicates) for g in groups)
-            limit = resolve_threshold(args.band, args.threshold)
+            limit = resolve_threshold(args.band, args.threshold, bands)
             print(
                 f"\n{len(groups)} group(s), {copies} copies beside their keepers "
                 f"(pairs scoring >= {limit:.2f})"

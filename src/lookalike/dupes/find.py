@@ -17,6 +17,7 @@ from lookalike.dupes.bands import (
     band_of,
     check_threshold,
     threshold_of,
+    thresholds_for,
 )
 from lookalike.dupes.grouping import Neighbours, Pairs, candidate_pairs, complete_linkage
 from lookalike.dupes.keeper import KeeperRules, choose_keeper
@@ -74,13 +75,18 @@ class DuplicateGroup:
         return min(d.score for d in self.duplicates)
 
 
-def resolve_threshold(band: str | None = None, threshold: float | None = None) -> float:
-    """The cosine score pairs need: ``threshold`` if given, else the lowest of ``band``."""
+def resolve_threshold(
+    band: str | None = None,
+    threshold: float | None = None,
+    thresholds: dict[Band, float] = THRESHOLDS,
+) -> float:
+    """The cosine score pairs need: ``threshold`` if given, else the lowest of ``band``
+    among ``thresholds`` (the bands of the index's model: :func:`thresholds_for`)."""
     if band is not None and threshold is not None:
         raise LookalikeError("give a band or a threshold, not both")
     if threshold is not None:
         return check_threshold(threshold)
-    return threshold_of(band or DEFAULT_BAND)
+    return threshold_of(band or DEFAULT_BAND, thresholds)
 
 
 class StoreSpace:
@@ -154,8 +160,10 @@ def find_duplicates(
     ``threshold``); pairs marked "not duplicates" never share a group. ``orientations``
     also finds turned and mirrored copies (decoding thumbnails of the candidate pairs and
     embedding the few that line up turned: ``embedder()`` loads the model then). Images
-    under the ``exclude`` folders (where copies were moved, say) are left out."""
-    limit = resolve_threshold(band, threshold)
+    under the ``exclude`` folders (where copies were moved, say) are left out. Bands are
+    those of the store's model."""
+    bands = thresholds_for(store.model_name)
+    limit = resolve_threshold(band, threshold, bands)
     if k < 1:
         raise LookalikeError(f"k must be at least 1, got {k}")
     space = StoreSpace(store, k, exclude)
@@ -166,7 +174,7 @@ def find_duplicates(
             raise LookalikeError("finding turned copies needs the index's model")
         pairs = orient_pairs(pairs, store, space, embedder)
     groups = complete_linkage(pairs, limit, space.similarity, store.not_duplicate_pairs())
-    return describe_groups(groups, pairs, space, store, rules or KeeperRules())
+    return describe_groups(groups, pairs, space, store, rules or KeeperRules(), bands)
 
 
 def orient_pairs(
@@ -223,6 +231,7 @@ def describe_groups(
     space: StoreSpace,
     store: Store,
     rules: KeeperRules,
+    bands: dict[Band, float],
 ) -> list[DuplicateGroup]:
     """Each group with its keeper, and each copy's score, band and transform to the keeper."""
     known = pairs.known()
@@ -233,7 +242,7 @@ def describe_groups(
         if len(members) < 2:
             continue  # removed meanwhile
         keep, reason = choose_keeper(members, rules)
-        described.append(regroup(keep, reason, members, known, pairs.transforms, space))
+        described.append(regroup(keep, reason, members, known, pairs.transforms, space, bands))
     described.sort(key=lambda g: (-len(g.duplicates) - 1, g.keep.path))
     return described
 
@@ -245,6 +254,7 @@ def regroup(
     known: dict[tuple[int, int], float],
     transforms: dict[tuple[int, int], str],
     space: StoreSpace,
+    bands: dict[Band, float],
 ) -> DuplicateGroup:
     """The group with ``keep`` as its keeper (a person may choose another)."""
     others = [m for m in members if m.id != keep.id]
@@ -255,7 +265,9 @@ def regroup(
         pair = (min(keep.id, record.id), max(keep.id, record.id))
         best = max(float(score), known.get(pair, -1.0))
         transform = turns.get(record.id)
-        duplicates.append(Duplicate(record, round(best, 6), band_of(best, transform), transform))
+        duplicates.append(
+            Duplicate(record, round(best, 6), band_of(best, transform, bands), transform)
+        )
     duplicates.sort(key=lambda d: (-d.score, d.path))
     return DuplicateGroup(keep, reason, duplicates)
 

@@ -215,7 +215,7 @@ class Service:
         """The groups of copies (:meth:`Index.duplicates`), scanned once per generation of
         the index and settings: the pages of one scan come from memory. Images under
         ``exclude`` (the folder copies are moved into) are left out."""
-        limit = resolve_threshold(band, threshold)
+        limit = resolve_threshold(band, threshold, self.index.band_thresholds())
         skip = os.path.normpath(exclude) if exclude and os.path.isabs(exclude) else ""
         if orientations:
             self.embedder()  # turned copies are embedded turned
