@@ -15,6 +15,7 @@ from lookalike.embed.preprocess import Preprocess
 from lookalike.embed.registry import canonical_model_name, create_backbone, create_embedder
 from lookalike.embed.retrieval_net import RetrievalNet
 from lookalike.errors import ModelNotFoundError
+from lookalike.store.whitening import Whitening
 
 
 def seed_net() -> RetrievalNet:
@@ -64,3 +65,28 @@ def test_a_directory_is_named_by_its_absolute_path(
     monkeypatch.chdir(tmp_path)
     assert canonical_model_name("m") == str(tmp_path.resolve() / "m")
     assert canonical_model_name("mobilenet_v2") == "mobilenet_v2"
+
+
+def test_a_whitened_network_embeds_as_its_whitening_says_and_reloads(tmp_path: Path) -> None:
+    net = seed_net().eval()
+    batch = torch.from_numpy(Preprocess(128).batch(photos()))
+    with torch.no_grad():
+        plain = net(batch).numpy()
+    rng = np.random.default_rng(0)
+    whitening = Whitening(
+        rng.normal(0, 0.1, 128).astype(np.float32), rng.normal(0, 1, (128, 128)).astype(np.float32)
+    )
+    net.set_whitening(whitening)
+    with torch.no_grad():
+        whitened = net(batch).numpy()
+    np.testing.assert_allclose(whitened, whitening.apply(plain), atol=1e-4)
+    info = save_model_dir(tmp_path / "w", net, "seed_cnn", Preprocess(128), "")
+    assert (
+        info.whitened
+        and info.model_id
+        != save_model_dir(tmp_path / "p", seed_net(), "seed_cnn", Preprocess(128), "").model_id
+    )
+    np.testing.assert_allclose(load_model_dir(tmp_path / "w").embed(photos()), whitened, atol=1e-5)
+    net.set_whitening(None)
+    with torch.no_grad():
+        np.testing.assert_allclose(net(batch).numpy(), plain, atol=1e-6)

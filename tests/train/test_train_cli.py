@@ -59,6 +59,22 @@ def test_model_directory_describes_the_training(trained: Path) -> None:
     card = (trained / "MODEL_CARD.md").read_text()
     assert all(label in card for label in PHOTOS)
     assert "mAP@R" in card and "| 2 |" in card  # the epoch table reached epoch 2
+    # Whitening learned from the training labels, kept where it did best on validation.
+    whitening = training["whitening"]
+    tried = whitening["validation_map_at_r_by_shrinkage"]
+    assert len(tried) == 6 and training["validation"]["map_at_r"] == max(tried.values())
+    assert meta["whitened"] == (whitening["shrinkage"] is not None)
+    assert max(tried.values()) >= training["best_epoch_validation"]["map_at_r"] == tried["None"]
+    assert "whitening" in card
+
+
+def test_no_whiten_keeps_the_best_epoch_as_it_is(dataset: Path, tmp_path: Path) -> None:
+    assert train(dataset, tmp_path / "plain", 1, "--no-whiten") == 0
+    meta = json.loads((tmp_path / "plain" / "model.json").read_text())
+    training = meta["training"]
+    assert meta["whitened"] is False and training["whitening"] is None
+    assert training["validation"] == training["best_epoch_validation"]
+    assert "--no-whiten" in (tmp_path / "plain" / "MODEL_CARD.md").read_text()
 
 
 def test_index_and_search_use_the_model_directory(

@@ -1,9 +1,10 @@
 """A trained model as a self-contained directory, usable wherever a model name is.
 
 ``MODEL_DIR/`` holds ``weights.pt`` (the :class:`RetrievalNet` state dict), ``model.json``
-(architecture, preprocessing, pooling with its learned GeM ``p``, dimension, model id) and
-``MODEL_CARD.md`` (training data, settings, validation figures). The model id ends with a hash
-of the weights, so vectors from two trainings never mix in one index.
+(architecture, preprocessing, pooling with its learned GeM ``p``, dimension, whether a learned
+whitening layer ends the network, model id) and ``MODEL_CARD.md`` (training data, settings,
+validation figures). The model id ends with a hash of the weights, so vectors from two
+trainings never mix in one index.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class ModelInfo:
     dim: int
     model_id: str
     weights_sha256: str
+    whitened: bool = False  # a learned whitening layer ends the network
 
 
 def is_model_dir(path: str | Path) -> bool:
@@ -70,6 +72,7 @@ def save_model_dir(
         net.dim,
         f"{architecture}-trained-{sha[:12]}",
         sha,
+        net.whiten is not None,
     )
     meta = {
         "format": FORMAT,
@@ -82,6 +85,7 @@ def save_model_dir(
         },
         "pooling": {"name": "gem", "p": info.gem_p},
         "dim": info.dim,
+        "whitened": info.whitened,
         "model_id": info.model_id,
         "weights": WEIGHTS,
         "weights_sha256": sha,
@@ -109,6 +113,7 @@ def read_model_info(directory: Path) -> ModelInfo:
             dim=int(meta["dim"]),
             model_id=str(meta["model_id"]),
             weights_sha256=str(meta["weights_sha256"]),
+            whitened=bool(meta.get("whitened", False)),  # absent before format 1 had it
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelNotFoundError(f"{directory} is not a lookalike model directory: {exc}") from exc
@@ -123,7 +128,7 @@ def load_model_dir(directory: str | Path) -> TrainedEmbedder:
     weights = (path / WEIGHTS).read_bytes() if (path / WEIGHTS).is_file() else b""
     if hashlib.sha256(weights).hexdigest() != info.weights_sha256:
         raise ModelNotFoundError(f"{path / WEIGHTS} is missing or does not match model.json")
-    net = RetrievalNet(create_backbone(info.architecture), info.gem_p, info.dim)
+    net = RetrievalNet(create_backbone(info.architecture), info.gem_p, info.dim, info.whitened)
     state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
     net.channels_last()

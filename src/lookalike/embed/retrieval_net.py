@@ -1,4 +1,5 @@
-"""A backbone made into an embedding network: feature map -> learned GeM -> head -> L2.
+"""A backbone made into an embedding network: feature map -> learned GeM -> head -> L2
+(-> learned whitening -> L2).
 
 This is what ``lookalike train`` trains and what a trained model directory holds.
 """
@@ -15,6 +16,7 @@ from lookalike.embed.pooling import GEM_P, gem
 
 if TYPE_CHECKING:
     from lookalike.embed.embedder import Backbone
+    from lookalike.store.whitening import Whitening
 
 
 class GeM(nn.Module):
@@ -35,12 +37,19 @@ class RetrievalNet(nn.Module):
     The head is the backbone's own ``forward_head`` when it has one (seed_cnn's fully
     connected layer); otherwise a linear layer of ``dim`` outputs, initialised to the
     identity when ``dim`` equals the backbone's width so that training starts from the
-    pretrained embedding.
+    pretrained embedding. ``whitened`` makes room for a whitening layer (:meth:`set_whitening`)
+    that a saved state dict fills.
     """
 
     backbone: Backbone
 
-    def __init__(self, backbone: Backbone, gem_p: float = GEM_P, dim: int | None = None) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        gem_p: float = GEM_P,
+        dim: int | None = None,
+        whitened: bool = False,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.pool = GeM(gem_p)
@@ -51,15 +60,33 @@ class RetrievalNet(nn.Module):
             if (dim or width) == width:
                 nn.init.eye_(self.head.weight)
                 nn.init.zeros_(self.head.bias)
+        self.whiten: nn.Linear | None = None
         with torch.no_grad():
             probe = self.embed_pooled(torch.zeros(1, width))
         self.dim = int(probe.shape[1])
+        if whitened:
+            self.whiten = nn.Linear(self.dim, self.dim).requires_grad_(False)
 
     def embed_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         """(n, num_features) pooled features -> (n, dim) unit vectors."""
         backbone: Any = self.backbone  # forward_head is optional: not in the Backbone protocol
         head: Any = self.head if self.head is not None else backbone.forward_head
-        return F.normalize(head(pooled), dim=1)
+        vectors = F.normalize(head(pooled), dim=1)
+        return vectors if self.whiten is None else F.normalize(self.whiten(vectors), dim=1)
+
+    def set_whitening(self, whitening: Whitening | None) -> None:
+        """Apply ``whitening`` (learned on this network's unit vectors) as a fixed last
+        layer, ``x -> (x - mean) @ projection``, then L2 again; None removes it."""
+        if whitening is None:
+            if self.whiten is not None:
+                self.dim, self.whiten = self.whiten.in_features, None
+            return
+        layer = nn.Linear(len(whitening.mean), whitening.dim).requires_grad_(False)
+        projection = torch.from_numpy(whitening.projection)
+        layer.weight.copy_(projection.T)
+        layer.bias.copy_(-torch.from_numpy(whitening.mean) @ projection)
+        self.whiten = layer
+        self.dim = whitening.dim
 
     def embed_features(self, features: torch.Tensor) -> torch.Tensor:
         """(n, c, h, w) backbone feature map -> (n, dim) unit vectors."""

@@ -63,6 +63,13 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--labels-per-batch", type=int, default=8)
     p.add_argument("--images-per-label", type=int, default=4)
     p.add_argument("--val-fraction", type=float, default=0.5, help="labels held out (0.5)")
+    p.add_argument(
+        "--no-whiten",
+        dest="whiten",
+        action="store_false",
+        help="do not end the model with whitening learned from the training labels (on by "
+        "default: held-out clip art mAP@R +0.03 over the best epoch, README)",
+    )
     p.set_defaults(run=run_train)
 
 
@@ -87,6 +94,7 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
             "images_per_label": args.images_per_label,
             "val_fraction": args.val_fraction,
             "seed": args.seed,
+            "whiten": args.whiten,
         }
     )
     out = Path(args.out).expanduser()
@@ -99,8 +107,9 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
     )
     if not quiet:
         best, before = result.best, result.history[0]
+        whitened = f", whitened {result.validation[0]:.4f}" if result.whitening else ""
         print(
-            f"best epoch {best.epoch}: val mAP@R {best.map_at_r:.4f} "
+            f"best epoch {best.epoch}: val mAP@R {best.map_at_r:.4f}{whitened} "
             f"(before training {before.map_at_r:.4f}); "
             f"{result.prepare_seconds + result.train_seconds:.0f}s "
             f"({result.cpu_seconds:.0f}s CPU, load {result.load:.1f}); model in {out.resolve()}"

@@ -3,8 +3,9 @@
 Data flow per run: decode every image once -> (optionally) run the frozen first blocks of the
 backbone once per image and per augmented view, caching their feature maps -> each epoch,
 batches of P labels x K images go through the trainable rest, the loss and the optimiser ->
-embed the validation images and score mAP@R -> checkpoint; the best epoch's network is written
-as a model directory.
+embed the validation images and score mAP@R -> checkpoint; the best epoch's network, ended by
+a whitening learned from the training labels (:mod:`lookalike.train.whitening`), is written as
+a model directory.
 
 Reproducible: every random draw (initial weights, batch order, augmentations) comes from
 generators seeded by (seed, epoch, image), so a resumed run repeats what an uninterrupted one
@@ -21,7 +22,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from lookalike.evaluate.metrics import evaluate_vectors
 from lookalike.train.augment import Augment
 from lookalike.train.losses import create_loss
 from lookalike.train.split import LabelSplit, split_labels
+from lookalike.train.whitening import fit_label_whitening
 
 CHECKPOINT = "checkpoint.pt"
 FEATURE_CACHE_VERSION = 1  # bump when what the cache holds changes
@@ -72,6 +74,7 @@ class TrainConfig:
     gem_p: float = 3.0
     val_fraction: float = 0.5
     seed: int = 0
+    whiten: bool = True  # end the network with whitening learned from the training labels
 
     @property
     def batch_size(self) -> int:
@@ -88,6 +91,20 @@ class EpochRecord:
     images_per_s: float
 
 
+@dataclass(frozen=True)
+class WhiteningRecord:
+    """The learned whitening's shrinkage (None: the plain vectors did best), the training
+    vectors it was learned from, validation (mAP@R, R@1) per shrinkage tried, and the chosen
+    one's."""
+
+    shrinkage: float | None
+    vectors: int
+    tried: dict[float | None, tuple[float, float]]
+    map_at_r: float
+    r_at_1: float
+    seconds: float
+
+
 @dataclass
 class TrainResult:
     config: TrainConfig
@@ -101,10 +118,17 @@ class TrainResult:
     cpu_seconds: float = 0.0  # process CPU time, all threads: the machine's share we used
     load: float = 0.0  # 1-minute load average at the last epoch (the machine is shared)
     model: ModelInfo | None = None
+    whitening: WhiteningRecord | None = None
 
     @property
     def best(self) -> EpochRecord:
         return next(r for r in self.history if r.epoch == self.best_epoch)
+
+    @property
+    def validation(self) -> tuple[float, float]:
+        """The model's validation (mAP@R, R@1): the best epoch's, whitened where it was."""
+        final = self.whitening or self.best
+        return final.map_at_r, final.r_at_1
 
 
 Log = Callable[[str], None]
@@ -182,11 +206,44 @@ def train(
             f"R@1 {score[1]:.3f}  {seconds:.0f}s  {rate:.1f} img/s" + ("  (best)" if best else "")
         )
 
-    # The card gets the whole history; the weights stay the best epoch's.
+    # The card gets the whole history; the weights stay the best epoch's. A finished run's
+    # weights end with its whitening, which is learned again from them below.
     best_state = torch.load(out / WEIGHTS, map_location="cpu", weights_only=True)
-    net.load_state_dict(best_state)
+    net.load_state_dict({k: v for k, v in best_state.items() if not k.startswith("whiten.")})
+    if config.whiten:
+        result.whitening = _learn_whitening(net, data, log)
+        result.train_seconds += result.whitening.seconds
     result.model = _save_best(out, net, config, embedder.preprocess, result)
     return result
+
+
+def _learn_whitening(net: RetrievalNet, data: _Data, log: Log) -> WhiteningRecord:
+    """End ``net`` with the whitening :func:`fit_label_whitening` picks: learned from every
+    augmented view of every training image, chosen by validation mAP@R."""
+    tick = time.perf_counter()
+    vectors = _vectors(net, data, data.train_views())
+    labels = [data.train_labels[i] for _ in range(data.config.views) for i in range(data.n_train)]
+    fitted = fit_label_whitening(
+        vectors, labels, _vectors(net, data, data.val_batches()), data.val_labels
+    )
+    net.set_whitening(fitted.whitening)
+    record = WhiteningRecord(
+        fitted.shrinkage,
+        len(vectors),
+        fitted.validation,
+        *fitted.validation[fitted.shrinkage],
+        time.perf_counter() - tick,
+    )
+    chosen = (
+        "none: the plain vectors did best"
+        if fitted.shrinkage is None
+        else (f"shrinkage {fitted.shrinkage:g}")
+    )
+    log(
+        f"learned whitening from {len(vectors)} training vectors ({chosen})  "
+        f"val mAP@R {record.map_at_r:.4f}  R@1 {record.r_at_1:.3f}  {record.seconds:.0f}s"
+    )
+    return record
 
 
 class _Stages:
@@ -320,6 +377,21 @@ class _Data:
         ]
         return _tensor(self.preprocess.batch(images))
 
+    def train_views(self) -> Iterator[torch.Tensor]:
+        """Batches of every training image's ``views`` augmented views (the cached ones where
+        the frozen blocks' output is cached): view 0 of every image, then view 1..."""
+        n, seed = self.n_train, self.config.seed
+        for v in range(self.config.views):
+            for start in range(0, n, EVAL_BATCH):
+                if self.train_cache is not None:
+                    yield _tensor(self.train_cache[start : start + EVAL_BATCH, v])
+                    continue
+                images = [
+                    self.augment(self.train_images[i], random.Random(f"{seed}:view{v}:{i}"))
+                    for i in range(start, min(n, start + EVAL_BATCH))
+                ]
+                yield _tensor(self.preprocess.batch(images))
+
     def val_batches(self) -> list[torch.Tensor]:
         n = len(self.val_labels)
         if self.val_cache is not None:
@@ -450,13 +522,18 @@ def _train_epoch(
     return total / seen, seen / (time.perf_counter() - tick)
 
 
-@torch.inference_mode()
 def _evaluate(net: RetrievalNet, data: _Data) -> tuple[float, float]:
     """Validation (mAP@R, R@1): each validation image queries all the others."""
-    net.eval()
-    vectors = torch.cat([net.embed_features(data.stages.suffix(b)) for b in data.val_batches()])
-    report = evaluate_vectors(vectors.numpy().astype(np.float32), data.val_labels)
+    report = evaluate_vectors(_vectors(net, data, data.val_batches()), data.val_labels)
     return report.map_at_r, report.r_at_1
+
+
+@torch.inference_mode()
+def _vectors(net: RetrievalNet, data: _Data, batches: Iterable[torch.Tensor]) -> np.ndarray:
+    """float32 (n, dim) embeddings of the trainable stage's input batches."""
+    net.eval()
+    vectors = torch.cat([net.embed_features(data.stages.suffix(b)) for b in batches])
+    return vectors.numpy().astype(np.float32)
 
 
 def _bar(progress: bool, total: int, epoch: int, epochs: int) -> Any:
@@ -522,7 +599,17 @@ def _save_best(
         "train_labels": list(result.split.train),
         "validation_labels": list(result.split.validation),
         "best_epoch": result.best_epoch,
-        "validation": {"map_at_r": result.best.map_at_r, "r_at_1": result.best.r_at_1},
+        "validation": dict(zip(("map_at_r", "r_at_1"), result.validation, strict=True)),
+        "best_epoch_validation": {"map_at_r": result.best.map_at_r, "r_at_1": result.best.r_at_1},
+        "whitening": None
+        if result.whitening is None
+        else {
+            "shrinkage": result.whitening.shrinkage,
+            "vectors": result.whitening.vectors,
+            "validation_map_at_r_by_shrinkage": {
+                str(k): v[0] for k, v in result.whitening.tried.items()
+            },
+        },
         "before_training": {
             "map_at_r": result.history[0].map_at_r,
             "r_at_1": result.history[0].r_at_1,
@@ -530,6 +617,18 @@ def _save_best(
     }
     return save_model_dir(
         out, net, config.model, preprocess, model_card(result), {"training": training}
+    )
+
+
+def _whitening_row(record: WhiteningRecord | None) -> str:
+    if record is None:
+        return "| (no learned whitening: `--no-whiten`) | | |"
+    if record.shrinkage is None:
+        return "| (no learned whitening: the plain vectors did best) | | |"
+    return (
+        f"| this model: the best epoch + whitening learned from the training labels "
+        f"(shrinkage {record.shrinkage:g}, {record.vectors} vectors) "
+        f"| {record.map_at_r:.4f} | {record.r_at_1:.3f} |"
     )
 
 
@@ -563,7 +662,8 @@ in training.
 | | mAP@R | R@1 |
 | --- | ---: | ---: |
 | before training | {before.map_at_r:.4f} | {before.r_at_1:.3f} |
-| this model (epoch {best.epoch}) | {best.map_at_r:.4f} | {best.r_at_1:.3f} |
+| the best epoch ({best.epoch}) | {best.map_at_r:.4f} | {best.r_at_1:.3f} |
+{_whitening_row(result.whitening)}
 
 | epoch | loss | val mAP@R | val R@1 | seconds | images/s |
 | ---: | ---: | ---: | ---: | ---: | ---: |
