@@ -45,6 +45,10 @@ _UPRIGHT = {
 # image's ``warnings`` instead (decode threads cannot capture warnings safely: the filters
 # are process-wide).
 warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
+# Pillow warns at open about an image over MAX_PIXELS, which _decode then refuses with a
+# reason. (A catch_warnings around each decode would be worse than noise: it restores the
+# process-wide filters when it exits, undoing another thread's, such as the ONNX export's.)
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,12 +84,10 @@ def decode_image(source: str | Path | bytes, max_side: int | None = None) -> Dec
     using JPEG's DCT-domain draft mode first, which makes large photos cheap to decode.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return _decode(source, max_side)
+        return _decode(source, max_side)
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageError(f"too large, refused as a possible decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise ImageError("not an image, or a format this build cannot read") from exc
