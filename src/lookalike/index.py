@@ -47,7 +47,7 @@ from lookalike.store import (
     prepare_location,
     store_exists,
 )
-from lookalike.store.whitening import learn_centring, learn_whitening
+from lookalike.store.whitening import Whitening, learn_centring, learn_whitening
 
 __all__ = ["AddReport", "Index", "IndexInfo", "Progress"]
 
@@ -63,6 +63,7 @@ class IndexInfo:
     disk_bytes: int
     whitening_dim: int | None = None  # searched in this many whitened dimensions, if learned
     centred_only: bool = False  # that "whitening" only centres (``learn_whitening(centre_only)``)
+    whitening_kind: str | None = None  # how it was learned: pca, centre, adapted (Whitening.kind)
     store: str = ""  # the kind of store, e.g. "sqlite+faiss"
     vector_index: str = "flat"  # what searches run on, e.g. "ivf2048-sq8 nprobe=16"
     recall_at_10: float | None = None  # measured against exact search (info --recall)
@@ -258,10 +259,15 @@ class Index:
             self.store.set_whitening(learned)
         return len(vectors)
 
+    def use_whitening(self, whitening: Whitening | None) -> None:
+        """Transform the stored vectors and queries by ``whitening`` (learned elsewhere, as
+        :func:`lookalike.train.adapt.adapt_index` does) from now on; None: the raw vectors."""
+        with self.store.writing():
+            self.store.set_whitening(whitening)
+
     def drop_whitening(self) -> None:
         """Search with the raw vectors again."""
-        with self.store.writing():
-            self.store.set_whitening(None)
+        self.use_whitening(None)
 
     def remove(self, paths: Iterable[str | Path]) -> int:
         """Drop files (or everything under folders) from the index; returns how many."""
@@ -392,6 +398,7 @@ class Index:
 
     def info(self) -> IndexInfo:
         info = self.store.info()
+        whitening = self.store.whitening() if info.whitening_dim else None
         return IndexInfo(
             directory=info.location,
             model=info.model_name,
@@ -401,16 +408,13 @@ class Index:
             skipped=info.skipped,
             disk_bytes=info.disk_bytes,
             whitening_dim=info.whitening_dim,
-            centred_only=bool(info.whitening_dim) and self._centred_only(),
+            centred_only=whitening is not None and whitening.centres_only,
+            whitening_kind=whitening.kind if whitening else None,
             store=info.kind,
             vector_index=info.vector_index,
             recall_at_10=info.recall_at_10,
             compact=info.compact,
         )
-
-    def _centred_only(self) -> bool:
-        whitening = self.store.whitening()
-        return whitening is not None and whitening.centres_only
 
     def measure_recall(self, queries: int = 200) -> float:
         """recall@10 of this index's search against exact search, with ``queries`` stored

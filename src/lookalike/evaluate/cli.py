@@ -55,10 +55,16 @@ def add_parser(
     )
     p.add_argument("--workers", type=int, default=None, help="decode processes (default: by cores)")
     p.add_argument("--no-rerank", action="store_true", help=RERANK_HELP)
-    p.add_argument(
+    learned = p.add_mutually_exclusive_group()
+    learned.add_argument(
         "--centre",
         action="store_true",
         help="centre the vectors on the indexed images' own mean (as `index --centre`)",
+    )
+    learned.add_argument(
+        "--adapt",
+        action="store_true",
+        help="adapt the index to the indexed images before searching (as `lookalike adapt`)",
     )
     p.set_defaults(run=run_eval)
 
@@ -83,6 +89,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
                 orientations=args.orientations,
                 rerank=not args.no_rerank,
                 centre=args.centre,
+                adapt=args.adapt,
             )
             print(json.dumps(copies.as_dict()) if args.json else format_copies(copies))
             return 0
@@ -94,6 +101,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
             workers=settings.workers or None,
             rerank=not args.no_rerank,
             centre=args.centre,
+            adapt=args.adapt,
         )
     report = evaluation.report
     if args.plot:

@@ -24,6 +24,7 @@ from lookalike.evaluate.metrics import RetrievalReport, evaluate_ranking, recall
 from lookalike.files.walk import walk_images
 from lookalike.index import Index, Progress
 from lookalike.search.query import Query, SearchResult
+from lookalike.train.adapt import adapt_index
 
 # Hits fetched per query: enough for mAP@100, and for MAP@R up to R = 100.
 MIN_DEPTH = 100
@@ -65,10 +66,12 @@ def evaluate_folder(
     workers: int | None = None,
     rerank: bool = True,
     centre: bool = False,
+    adapt: bool = False,
 ) -> FolderEvaluation:
     """Index ``root`` (``<label>/<image>`` files) in a temporary index made by ``model``, then
     query every indexed image against all the others (``rerank``: as ``Index.search_many``;
-    ``centre``: the index centres its vectors, ``Index.learn_whitening(centre_only=True)``)."""
+    ``centre``: the index centres its vectors, ``Index.learn_whitening(centre_only=True)``;
+    ``adapt``: it adapts to them, :func:`lookalike.train.adapt.adapt_index`)."""
     items = load_labelled_folder(root)
     label_of = {os.path.abspath(path): label for path, label in items}
     with temporary_index(model, weights) as index:
@@ -77,8 +80,7 @@ def evaluate_folder(
         paths = [path for path in label_of if path not in skipped]
         if len(paths) < 2:
             raise DatasetError(f"{root}: fewer than two images could be indexed")
-        if centre:
-            index.learn_whitening(centre_only=True)
+        _learn(index, centre, adapt)
         labels = [label_of[path] for path in paths]
         _, counts = np.unique(labels, return_counts=True)
         depth = min(max(MIN_DEPTH, int(counts.max()) - 1), len(paths) - 1)
@@ -127,12 +129,14 @@ def copy_detection(
     orientations: bool = False,
     rerank: bool = True,
     centre: bool = False,
+    adapt: bool = False,
 ) -> CopyDetectionReport:
     """Index the photos under ``photos`` (and ``distractors``), then search each photo's
     edited copies (``lookalike.evaluate.edits``, fixed ``seed``); a query is found at k when
     its original is among the first k hits. ``orientations`` searches each copy in its eight
     orientations (``Index.search_many(..., orientations=True)``); ``centre`` centres the
-    vectors on the mean of the indexed images (queries are not part of it)."""
+    vectors on the mean of the indexed images, ``adapt`` adapts the index to them (queries
+    are not part of either)."""
     unknown = sorted(set(edits) - set(EDITS))
     if unknown:
         raise DatasetError(f"unknown edit(s) {', '.join(unknown)}; choose from {', '.join(EDITS)}")
@@ -144,8 +148,7 @@ def copy_detection(
     with temporary_index(model, weights) as index:
         roots = [photos] if distractors is None else [photos, distractors]
         added = index.add(roots, progress=progress, workers=workers)
-        if centre:
-            index.learn_whitening(centre_only=True)
+        _learn(index, centre, adapt)
         skipped = {path for path, _ in added.skipped}
         originals = [path for path in originals if path not in skipped]
         for original in originals:
@@ -164,6 +167,14 @@ def copy_detection(
     return CopyDetectionReport(
         recall, overall, len(originals), indexed - len(originals), len(every)
     )
+
+
+def _learn(index: Index, centre: bool, adapt: bool) -> None:
+    """What the index learns from its own images before it is searched, as a user asks."""
+    if centre:
+        index.learn_whitening(centre_only=True)
+    if adapt:
+        adapt_index(index)
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from lookalike.search.filters import Filters
 from lookalike.search.query import Query, RegionQuery, SearchResult, TextQuery
 from lookalike.search.region import Box
 from lookalike.search.spatial import RERANK_HELP
+from lookalike.store.whitening import ADAPTED
 
 MAX_SKIPPED_SHOWN = 20
 
@@ -377,6 +378,8 @@ def run_info(args: argparse.Namespace, settings: Settings) -> int:
     print(f"index     {info.directory}\nmodel     {info.model} ({info.model_id}, {info.dim} dims)")
     if info.centred_only:
         print("whitening centred on the index's mean (no rotation), learned from the index")
+    elif info.whitening_kind == ADAPTED:
+        print("whitening adapted to the index's own images (lookalike adapt)")
     elif info.whitening_dim:
         print(f"whitening PCA-whitened to {info.whitening_dim} dims, learned from the index")
     print(f"images    {info.images}\nskipped   {info.skipped}")

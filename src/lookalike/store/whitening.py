@@ -30,13 +30,19 @@ DEFAULT_SHRINKAGE = 0.1
 DEFAULT_LABEL_SHRINKAGE = 3.0
 
 
+# What a whitening was learned as: its kind, kept with it (older ones say nothing).
+PCA, CENTRE, LABELS, ADAPTED = "pca", "centre", "labels", "adapted"
+
+
 @dataclass(frozen=True)
 class Whitening:
     """``apply(x) = l2_normalise((x - mean) @ projection)``; mean float32 (d,), projection
-    float32 (d, k) with k <= d."""
+    float32 (d, k) with k <= d; ``kind`` says how it was learned (PCA, CENTRE, LABELS or
+    ADAPTED: from an image collection's augmented views, :mod:`lookalike.train.adapt`)."""
 
     mean: np.ndarray
     projection: np.ndarray
+    kind: str = PCA
 
     @property
     def dim(self) -> int:
@@ -46,8 +52,7 @@ class Whitening:
     @property
     def centres_only(self) -> bool:
         """Whether it only subtracts the mean (:func:`learn_centring`)."""
-        square = self.projection.shape[0] == self.projection.shape[1]
-        return square and bool(np.array_equal(self.projection, np.eye(len(self.projection))))
+        return self.kind == CENTRE
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         """float32 (n, d) -> float32 (n, k), rows L2-normalised."""
@@ -57,18 +62,25 @@ class Whitening:
         return l2_normalise((vectors - self.mean) @ self.projection)
 
     def to_bytes(self) -> bytes:
-        """An .npz archive of ``mean`` and ``projection``."""
+        """An .npz archive of ``mean``, ``projection`` and ``kind``."""
         buffer = io.BytesIO()
-        np.savez(buffer, mean=self.mean, projection=self.projection)
+        np.savez(buffer, mean=self.mean, projection=self.projection, kind=np.array(self.kind))
         return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Whitening:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            return cls(
-                np.ascontiguousarray(archive["mean"], dtype=np.float32),
-                np.ascontiguousarray(archive["projection"], dtype=np.float32),
-            )
+            projection = np.ascontiguousarray(archive["projection"], dtype=np.float32)
+            if "kind" in archive:
+                kind = str(archive["kind"])
+            else:  # written before kinds were kept: a centring is the identity projection
+                square = projection.shape[0] == projection.shape[1]
+                kind = (
+                    CENTRE
+                    if square and np.array_equal(projection, np.eye(len(projection)))
+                    else PCA
+                )
+            return cls(np.ascontiguousarray(archive["mean"], dtype=np.float32), projection, kind)
 
 
 def learn_centring(vectors: np.ndarray) -> Whitening:
@@ -81,6 +93,7 @@ def learn_centring(vectors: np.ndarray) -> Whitening:
     return Whitening(
         np.ascontiguousarray(x.mean(axis=0), dtype=np.float32),
         np.eye(x.shape[1], dtype=np.float32),
+        CENTRE,
     )
 
 
@@ -147,6 +160,7 @@ def learn_label_whitening(
     return Whitening(
         np.ascontiguousarray(mean, dtype=np.float32),
         np.ascontiguousarray(shrink @ rotation, dtype=np.float32),
+        LABELS,
     )
 
 

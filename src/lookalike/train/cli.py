@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from lookalike.config import Settings
+from lookalike.errors import LookalikeError
 from lookalike.train import LOSSES
 
 MODELS = ("seed_cnn", "mobilenet_v2", "efficientnet_lite0")
@@ -71,6 +72,60 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "default: held-out clip art mAP@R +0.03 over the best epoch, README)",
     )
     p.set_defaults(run=run_train)
+    add_adapt_parser(sub, common)
+
+
+def add_adapt_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    from lookalike.train import adapt
+
+    p = sub.add_parser(
+        "adapt",
+        parents=[common],
+        help="adapt the index to its own images, without labels (self-supervised whitening)",
+        description="Embed a sample of the indexed images again in augmented views (crop, "
+        "flip, colour), take each image's views as one label, and learn the whitening that "
+        "makes the vectors ignore what those views change. Searches of the index use it from "
+        "then on (run it again after the collection has grown; `index --no-whiten` drops "
+        "it). Measured with lookalike eval (README): icons MAP@R 0.136 -> 0.150 and clip art "
+        "0.297 -> 0.301 with efficientnet_lite0_gem.",
+    )
+    p.add_argument(
+        "--sample",
+        type=int,
+        default=adapt.SAMPLE,
+        metavar="N",
+        help=f"indexed images to embed again (default {adapt.SAMPLE}; all when fewer)",
+    )
+    p.add_argument(
+        "--views", type=int, default=adapt.VIEWS, help=f"augmented views each ({adapt.VIEWS})"
+    )
+    p.add_argument(
+        "--shrinkage",
+        type=float,
+        default=adapt.SHRINKAGE,
+        help=f"added to the views' covariance, times its mean eigenvalue ({adapt.SHRINKAGE:g})",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seeds the sample and the augmentations")
+    p.set_defaults(run=run_adapt)
+
+
+def run_adapt(args: argparse.Namespace, settings: Settings) -> int:
+    from lookalike.index import Index
+    from lookalike.present.progress import progress_bar
+    from lookalike.train.adapt import adapt_index
+
+    quiet = getattr(args, "quiet", False)
+    with Index.open(settings.index) as index, progress_bar(quiet) as progress:
+        if args.shrinkage < 0:
+            raise LookalikeError(f"--shrinkage must be >= 0, got {args.shrinkage:g}")
+        done = adapt_index(index, args.sample, args.views, args.shrinkage, args.seed, progress)
+    if not quiet:
+        skipped = f"; {done.skipped} no longer decode" if done.skipped else ""
+        print(
+            f"adapted to {done.images} images x {done.views} views (shrinkage "
+            f"{done.shrinkage:g}) in {done.seconds:.0f}s{skipped}"
+        )
+    return 0
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
