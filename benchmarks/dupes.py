@@ -50,6 +50,7 @@ from lookalike.dupes.find import find_duplicates
 from lookalike.dupes.grouping import candidate_pairs, complete_linkage
 from lookalike.evaluate.edits import EDITS, apply_edit
 from lookalike.files.walk import walk_images
+from lookalike.train.adapt import adapt_index
 
 EXTRA_EDITS = ("rotate_180", "rotate_270", "reencode_80", "resize_50")
 TURNED_EDITS = ("flip", "rotate_90", "rotate_180", "rotate_270")  # what --orientations is for
@@ -105,6 +106,8 @@ def quality(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         with Index.create(Path(tmp) / "index", args.model) as index:
             index.add([args.photos, copies, args.distractors])
+            if args.adapt:
+                adapt_index(index)  # the groups then read adapted cosines
             took = time.perf_counter() - started
             records = {r.id: r for r in index.records()}
             print(
@@ -371,6 +374,7 @@ def main() -> None:
     q.add_argument("--distractors", type=Path, required=True)
     q.add_argument("--model", default="mobilenet_v2", help="the index's model (the bands' own)")
     q.add_argument("--json", action="store_true")
+    q.add_argument("--adapt", action="store_true", help="lookalike adapt the index first")
     s = sub.add_parser("scale")
     s.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
     s.add_argument("--data", type=Path, default=Path("/work/data/eval"))

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -184,3 +185,23 @@ def own_collection(photo_library: Path, tmp_path: Path) -> tuple[Path, Path]:
     with Index.create(tmp_path / "index") as index:
         index.add([root])
     return root, tmp_path / "index"
+
+
+@pytest.fixture
+def styled_vectors() -> Callable[..., tuple[np.ndarray, list[str]]]:
+    """``make(seed, labels_n=6, per_label=8, styles=3.0)``: float32 vectors of labels apart in
+    16 dims, each drawn in one of four strong "styles" that every label shares (as icon themes
+    are), so that the cosine sees the style more than the label; labels "{seed}-{n}", other
+    labels for another seed, the same styles."""
+
+    def make(
+        seed: int, labels_n: int = 6, per_label: int = 8, styles: float = 3.0
+    ) -> tuple[np.ndarray, list[str]]:
+        look = np.random.default_rng(99).normal(0, styles, (4, 16))
+        rng = np.random.default_rng(seed)
+        labels = np.repeat(np.arange(labels_n), per_label)
+        x = rng.normal(0, 1, (labels_n, 16))[labels] + look[rng.integers(0, 4, len(labels))]
+        x += rng.normal(0, 0.2, x.shape) + 2.0
+        return x.astype(np.float32), [f"{seed}-{label}" for label in labels]
+
+    return make

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -94,20 +96,11 @@ def test_bad_input() -> None:
         learn_whitening(correlated(10, 4)).apply(np.ones((2, 3), dtype=np.float32))
 
 
-def styled_labels(seed: int, labels_n: int = 6, per_label: int = 8) -> tuple[np.ndarray, list[str]]:
-    """Labels apart in 16 dims, each image drawn in one of four strong "styles" that every
-    label shares (as icon themes are): the cosine sees the style more than the label."""
-    styles = np.random.default_rng(99).normal(0, 3.0, (4, 16))
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(labels_n), per_label)
-    x = rng.normal(0, 1, (labels_n, 16))[labels] + styles[rng.integers(0, 4, len(labels))]
-    x += rng.normal(0, 0.2, x.shape) + 2.0
-    return x.astype(np.float32), [f"label{label}" for label in labels]
-
-
-def test_label_whitening_learns_what_varies_within_a_label_for_other_labels() -> None:
-    x, names = styled_labels(seed=0)
-    held_out, held_names = styled_labels(seed=1)  # other labels, the same styles
+def test_label_whitening_learns_what_varies_within_a_label_for_other_labels(
+    styled_vectors: Callable[..., tuple[np.ndarray, list[str]]],
+) -> None:
+    x, names = styled_vectors(0)
+    held_out, held_names = styled_vectors(1)  # other labels, the same styles
     w = learn_label_whitening(x, names, shrinkage=0.1)
     assert (w.dim, w.projection.dtype) == (16, np.float32)
     out = w.apply(held_out)
@@ -118,8 +111,10 @@ def test_label_whitening_learns_what_varies_within_a_label_for_other_labels() ->
     assert evaluate_vectors(out, held_names).map_at_r > 0.9  # 0.24 -> 0.997
 
 
-def test_label_whitening_bad_input() -> None:
-    x, names = styled_labels(seed=0)
+def test_label_whitening_bad_input(
+    styled_vectors: Callable[..., tuple[np.ndarray, list[str]]],
+) -> None:
+    x, names = styled_vectors(0)
     with pytest.raises(ValueError, match="at least 2 labels"):
         learn_label_whitening(x[:8], names[:8])  # one label
     with pytest.raises(ValueError, match="n labels"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -9,22 +11,11 @@ from lookalike.evaluate.metrics import evaluate_vectors
 from lookalike.train.whitening import SHRINKAGES, fit_label_whitening
 
 
-def styled(
-    seed: int, labels_n: int = 6, per_label: int = 8, styles: float = 3.0
-) -> tuple[np.ndarray, list[str]]:
-    """Labels apart in 16 dims, each image drawn in one of four "styles" shared by every
-    label (as icon themes are)."""
-    look = np.random.default_rng(99).normal(0, styles, (4, 16))
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(labels_n), per_label)
-    x = rng.normal(0, 1, (labels_n, 16))[labels] + look[rng.integers(0, 4, len(labels))]
-    x += rng.normal(0, 0.2, x.shape) + 2.0
-    return x.astype(np.float32), [f"{seed}-{label}" for label in labels]
-
-
-def test_the_shrinkage_best_on_validation_is_kept() -> None:
-    x, names = styled(0)
-    val, val_names = styled(1)
+def test_the_shrinkage_best_on_validation_is_kept(
+    styled_vectors: Callable[..., tuple[np.ndarray, list[str]]],
+) -> None:
+    x, names = styled_vectors(0)
+    val, val_names = styled_vectors(1)
     fitted = fit_label_whitening(x, names, val, val_names)
     assert set(fitted.validation) == {None, *SHRINKAGES}
     assert fitted.shrinkage == max(fitted.validation, key=lambda s: fitted.validation[s][0])
@@ -51,8 +42,10 @@ def test_no_whitening_where_the_plain_vectors_do_best() -> None:
     assert (fitted.whitening, fitted.shrinkage) == (None, None)
 
 
-def test_one_vector_per_label_is_left_plain() -> None:
-    x, names = styled(0, per_label=1)
-    val, val_names = styled(1)
+def test_one_vector_per_label_is_left_plain(
+    styled_vectors: Callable[..., tuple[np.ndarray, list[str]]],
+) -> None:
+    x, names = styled_vectors(0, per_label=1)
+    val, val_names = styled_vectors(1)
     fitted = fit_label_whitening(x, names, val, val_names)
     assert (fitted.whitening, list(fitted.validation)) == (None, [None])
