@@ -90,7 +90,11 @@ def resolve_threshold(
 
 
 class StoreSpace:
-    """Neighbours and similarities as the store's search sees them (through its whitening)."""
+    """Neighbours from the store's own search; similarities always the model's own cosines,
+    the ones the bands were measured on. A whitened index (``--whiten``, ``--centre``,
+    ``lookalike adapt``) searches other cosines: adapted, the edited copies of 56 photos
+    scored so much lower there that the ``similar`` band grouped 0.25 of their pairs instead
+    of 0.83 (benchmarks/dupes.py), so its neighbours are scored again with the raw vectors."""
 
     def __init__(self, store: Store, k: int, exclude: Sequence[str] = ()) -> None:
         self.store = store
@@ -102,12 +106,8 @@ class StoreSpace:
             else (),
             np.int64,
         )
-        self._whitening = store.whitening()
+        self._whitened = store.whitening() is not None
         self._vectors: dict[int, np.ndarray] = {}
-
-    def comparable(self, vectors: np.ndarray) -> np.ndarray:
-        """Raw float32 (n, dim) -> the vectors whose dot products are the search's scores."""
-        return self._whitening.apply(vectors) if self._whitening else vectors
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every stored (ids, raw vectors) but the excluded ones, in query batches."""
@@ -128,14 +128,26 @@ class StoreSpace:
                 near[row, col], scores[row, col] = record.id, score
         if len(self.excluded):
             near[np.isin(near, self.excluded)] = -1
+        if self._whitened:
+            scores = self._raw_scores(vectors, near)
         return near, scores
+
+    def _raw_scores(self, vectors: np.ndarray, near: np.ndarray) -> np.ndarray:
+        """The cosines of each row's raw vector with its neighbours' (-inf where none);
+        looked up, not kept: a scan of the whole index must not hold every vector."""
+        scores = np.full(near.shape, -np.inf, np.float32)
+        for row, col in zip(*np.nonzero(near >= 0), strict=True):
+            raw = self.store.vector(int(near[row, col]))
+            if raw is not None:
+                scores[row, col] = float(vectors[row] @ raw)
+        return scores
 
     def vector(self, image_id: int) -> np.ndarray:
         if image_id not in self._vectors:
             raw = self.store.vector(image_id)
             if raw is None:
                 raise LookalikeError(f"image {image_id} left the index during the scan")
-            self._vectors[image_id] = self.comparable(raw[None])[0]
+            self._vectors[image_id] = raw
         return self._vectors[image_id]
 
     def similarity(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -216,7 +228,7 @@ def orient_pairs(
             kept.append((index, transform))
         if not images:
             continue
-        vectors = space.comparable(model.embed(images))
+        vectors = model.embed(images)
         for vector, (index, transform) in zip(vectors, kept, strict=True):
             score = float(vector @ space.vector(int(pairs.b[index])))
             if score > scores[index]:
