@@ -85,3 +85,15 @@ def test_eval_cli_usage_errors(
     assert "either DATASET or --copy-detection" in capsys.readouterr().err
     assert main(["eval", str(labelled), "--distractors", str(photos[1])]) == 1
     assert "--distractors and --orientations go with --copy-detection" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_adapt_learns_from_the_indexed_images_and_keeps_copies_together(
+    labelled: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", str(labelled), "--adapt", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["map_at_r"] > 0.9 and out["r_at_1"] == 1.0
+    with pytest.raises(SystemExit):  # one thing learned at a time
+        main(["eval", str(labelled), "--adapt", "--centre"])
+    assert "not allowed with argument" in capsys.readouterr().err
