@@ -107,3 +107,16 @@ def test_cli_adapts_info_says_so_and_index_no_whiten_drops_it(
     assert main(["index", str(photo_library), "--index", str(index_dir), "--no-whiten", "-q"]) == 0
     with Index.open(index_dir) as index:
         assert index.store.whitening() is None
+
+
+def test_index_adapt_indexes_then_adapts_and_milvus_is_refused_first(
+    photo_library: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index_dir = tmp_path / "index"
+    assert main(["index", str(photo_library), "--index", str(index_dir), "--adapt"]) == 0
+    assert "adapted to 8 images x 3 views" in capsys.readouterr().out
+    with Index.open(index_dir) as index:
+        whitening = index.store.whitening()
+        assert whitening is not None and whitening.kind == ADAPTED
+    assert main(["adapt", "--index", "milvus://127.0.0.1:9/nowhere"]) == 1
+    assert "works on an embedded index directory" in capsys.readouterr().err

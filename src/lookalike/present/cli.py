@@ -32,6 +32,8 @@ from lookalike.search.query import Query, RegionQuery, SearchResult, TextQuery
 from lookalike.search.region import Box
 from lookalike.search.spatial import RERANK_HELP
 from lookalike.store.whitening import ADAPTED
+from lookalike.train.adapt import adapt_index
+from lookalike.train.cli import describe_adaptation
 
 MAX_SKIPPED_SHOWN = 20
 
@@ -168,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
         "measured on seeded subsets, +0.006-0.013 MAP@R on clip art and +0.005-0.009 on icons, "
         "copy detection not lower (README: Measuring search quality)",
     )
+    whiten.add_argument(
+        "--adapt",
+        action="store_true",
+        help="then adapt the index to its own images, as `lookalike adapt` does (opt-in; MAP@R "
+        "of clip art 0.280 -> 0.293 and icons 0.112 -> 0.123, copy detection not lower)",
+    )
     whiten.add_argument("--no-whiten", action="store_true", help="drop a learned whitening")
     p.add_argument(
         "--compact",
@@ -301,15 +309,19 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
             runner=runner,
             prune=args.prune,
         )
+        learned = ""
         if args.whiten is not None or args.centre:
             learned_from = index.learn_whitening(args.whiten or None, centre_only=args.centre)
+            what = "centre" if args.centre else "whitening"
+            learned = f"{what} learned from {learned_from} vectors"
+        elif args.adapt:
+            learned = describe_adaptation(adapt_index(index, progress=progress))
         elif args.no_whiten:
             index.drop_whitening()
     if not quiet:
         print_report(report)
-        if args.whiten is not None or args.centre:
-            what = "centre" if args.centre else "whitening"
-            print(f"{what} learned from {learned_from} vectors")
+        if learned:
+            print(learned)
     return 0
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from lookalike.config import Settings
 from lookalike.errors import LookalikeError
-from lookalike.train import LOSSES
+from lookalike.train import LOSSES, adapt
+from lookalike.train.adapt import Adaptation
 
 MODELS = ("seed_cnn", "mobilenet_v2", "efficientnet_lite0")
 
@@ -76,8 +77,6 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def add_adapt_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
-    from lookalike.train import adapt
-
     p = sub.add_parser(
         "adapt",
         parents=[common],
@@ -113,20 +112,28 @@ def add_adapt_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
 def run_adapt(args: argparse.Namespace, settings: Settings) -> int:
     from lookalike.index import Index
     from lookalike.present.progress import progress_bar
+    from lookalike.store import local_only
     from lookalike.train.adapt import adapt_index
 
     quiet = getattr(args, "quiet", False)
-    with Index.open(settings.index) as index, progress_bar(quiet) as progress:
+    # A Milvus collection searches its vectors as they are: refused before the work.
+    directory = local_only(settings.index, "adapt")
+    with Index.open(directory) as index, progress_bar(quiet) as progress:
         if args.shrinkage < 0:
             raise LookalikeError(f"--shrinkage must be >= 0, got {args.shrinkage:g}")
         done = adapt_index(index, args.sample, args.views, args.shrinkage, args.seed, progress)
     if not quiet:
-        skipped = f"; {done.skipped} no longer decode" if done.skipped else ""
-        print(
-            f"adapted to {done.images} images x {done.views} views (shrinkage "
-            f"{done.shrinkage:g}) in {done.seconds:.0f}s{skipped}"
-        )
+        print(describe_adaptation(done))
     return 0
+
+
+def describe_adaptation(done: Adaptation) -> str:
+    """One line: what ``lookalike adapt`` (or ``index --adapt``) learned from."""
+    skipped = f"; {done.skipped} no longer decode" if done.skipped else ""
+    return (
+        f"adapted to {done.images} images x {done.views} views (shrinkage "
+        f"{done.shrinkage:g}) in {done.seconds:.0f}s{skipped}"
+    )
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
