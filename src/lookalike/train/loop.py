@@ -234,11 +234,8 @@ def _learn_whitening(net: RetrievalNet, data: _Data, log: Log) -> WhiteningRecor
         *fitted.validation[fitted.shrinkage],
         time.perf_counter() - tick,
     )
-    chosen = (
-        "none: the plain vectors did best"
-        if fitted.shrinkage is None
-        else (f"shrinkage {fitted.shrinkage:g}")
-    )
+    plain = fitted.shrinkage is None
+    chosen = "none did best" if plain else f"shrinkage {fitted.shrinkage:g}"
     log(
         f"learned whitening from {len(vectors)} training vectors ({chosen})  "
         f"val mAP@R {record.map_at_r:.4f}  R@1 {record.r_at_1:.3f}  {record.seconds:.0f}s"
@@ -342,7 +339,8 @@ class _Data:
         self.train_plain_cache = self._prefix_all(train_images)
         log(
             f"computed the frozen blocks' output for {config.views} views of each training "
-            f"image and for each validation image in {time.perf_counter() - tick:.0f}s"
+            f"image and for each training and validation image as it is in "
+            f"{time.perf_counter() - tick:.0f}s"
         )
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
