@@ -235,7 +235,7 @@ def _learn_whitening(net: RetrievalNet, data: _Data, log: Log) -> WhiteningRecor
         time.perf_counter() - tick,
     )
     plain = fitted.shrinkage is None
-    chosen = "none did best" if plain else f"shrinkage {fitted.shrinkage:g}"
+    chosen = "no whitening did best" if plain else f"shrinkage {fitted.shrinkage:g}"
     log(
         f"learned whitening from {len(vectors)} training vectors ({chosen})  "
         f"val mAP@R {record.map_at_r:.4f}  R@1 {record.r_at_1:.3f}  {record.seconds:.0f}s"
