@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--adapt",
         action="store_true",
         help="then adapt the index to its own images, as `lookalike adapt` does (opt-in; MAP@R "
-        "of clip art 0.280 -> 0.293 and icons 0.112 -> 0.123, copy detection not lower)",
+        "of clip art 0.280 -> 0.293 and icons 0.112 -> 0.123, copy detection among 1,981 "
+        "photos 0.990 -> 0.996)",
     )
     whiten.add_argument("--no-whiten", action="store_true", help="drop a learned whitening")
     p.add_argument(

@@ -87,7 +87,8 @@ def add_adapt_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
         "then on (run it again after the collection has grown; `index --no-whiten` drops "
         "it). Measured with lookalike eval (README): MAP@R of icons 0.112 -> 0.123 and clip "
         "art 0.280 -> 0.293 with mobilenet_v2, 0.136 -> 0.153 and 0.297 -> 0.310 with "
-        "efficientnet_lite0_gem, copy detection R@1 not lower.",
+        "efficientnet_lite0_gem; copy detection R@1 among 1,981 photos 0.990 -> 0.996 "
+        "(mobilenet_v2; one query of 672 lower with --orientations).",
     )
     p.add_argument(
         "--sample",
