@@ -24,7 +24,7 @@ from lookalike.decode.image import decode_image
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.index import Index, Progress
 from lookalike.store.whitening import ADAPTED, learn_label_whitening
-from lookalike.train.augment import Augment
+from lookalike.train.augment import DECODE_SCALE, Augment
 
 SAMPLE = 2000  # indexed images embedded again: enough for a 1280-d within-image covariance
 VIEWS = 3  # augmented views of each
@@ -32,8 +32,6 @@ VIEWS = 3  # augmented views of each
 # (0.3 helped icons most, 3 clip art).
 SHRINKAGE = 1.0
 BATCH = 32
-# Views are cropped from a decode this much larger than the network's input, as in training.
-DECODE_SCALE = 1.5
 
 
 @dataclass(frozen=True)

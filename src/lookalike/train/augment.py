@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageEnhance, ImageOps
 
+# Images to be augmented are decoded this much larger than the network's input, so that a
+# crop of a third of the image is not blown up from a thumbnail.
+DECODE_SCALE = 1.5
+
 
 @dataclass(frozen=True)
 class Augment:

@@ -41,7 +41,7 @@ from lookalike.embed.retrieval_net import RetrievalNet
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.evaluate.datasets import load_labelled_folder
 from lookalike.evaluate.metrics import evaluate_vectors
-from lookalike.train.augment import Augment
+from lookalike.train.augment import DECODE_SCALE, Augment
 from lookalike.train.losses import create_loss
 from lookalike.train.split import LabelSplit, split_labels
 from lookalike.train.whitening import fit_label_whitening
@@ -49,9 +49,6 @@ from lookalike.train.whitening import fit_label_whitening
 CHECKPOINT = "checkpoint.pt"
 FEATURE_CACHE_VERSION = 2  # bump when what the cache holds changes (2: plain training views)
 EVAL_BATCH = 64
-# Training crops keep this much resolution above the network's input size, so a crop of
-# a third of the image is not blown up from a thumbnail.
-DECODE_SCALE = 1.5
 
 
 @dataclass(frozen=True)
@@ -100,9 +97,15 @@ class WhiteningRecord:
     shrinkage: float | None
     vectors: int
     tried: dict[float | None, tuple[float, float]]
-    map_at_r: float
-    r_at_1: float
     seconds: float
+
+    @property
+    def map_at_r(self) -> float:
+        return self.tried[self.shrinkage][0]
+
+    @property
+    def r_at_1(self) -> float:
+        return self.tried[self.shrinkage][1]
 
 
 @dataclass
@@ -228,11 +231,7 @@ def _learn_whitening(net: RetrievalNet, data: _Data, log: Log) -> WhiteningRecor
     )
     net.set_whitening(fitted.whitening)
     record = WhiteningRecord(
-        fitted.shrinkage,
-        len(vectors),
-        fitted.validation,
-        *fitted.validation[fitted.shrinkage],
-        time.perf_counter() - tick,
+        fitted.shrinkage, len(vectors), fitted.validation, time.perf_counter() - tick
     )
     plain = fitted.shrinkage is None
     chosen = "no whitening did best" if plain else f"shrinkage {fitted.shrinkage:g}"
