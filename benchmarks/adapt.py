@@ -36,7 +36,10 @@ def main() -> None:
     )
     for model in args.model:
         for learn in args.learn:
-            flags = {"centre": learn == "centre", "adapt": learn == "adapt"}
+            flags = {
+                "centre": learn == "centre",
+                "adapt": learn == "adapt" if learn != "none" else False,
+            }
             tick = time.perf_counter()
             cells = []
             for name in ("clipart", "icons"):

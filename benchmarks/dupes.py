@@ -105,7 +105,7 @@ def quality(args: argparse.Namespace) -> None:
         owner = write_copies(args.photos, copies)
         started = time.perf_counter()
         with Index.create(Path(tmp) / "index", args.model) as index:
-            index.add([args.photos, copies, args.distractors])
+            index.add([args.photos, copies, args.distractors], adapt=False)
             if args.adapt:
                 adapt_index(index)  # the groups then read adapted cosines
             took = time.perf_counter() - started

@@ -46,7 +46,7 @@ def timed_add(work: Path, name: str, folder: Path, runner: Runner, batch_size: i
     """Seconds to index ``folder`` into a fresh index (the model built before the clock)."""
     with Index.create(work / name) as index:
         start = time.perf_counter()
-        report = index.add([folder], runner=runner, batch_size=batch_size)
+        report = index.add([folder], runner=runner, batch_size=batch_size, adapt=False)
         seconds = time.perf_counter() - start
     print(
         f"  {name:<18} {report.added:>5} added {len(report.skipped):>3} skipped  "
@@ -72,7 +72,7 @@ def main() -> None:
         sample(folder, args.batch_size, one_batch)
         print(f"{n} images from {args.path}, {cores} cores, batch {args.batch_size}")
         with Index.create(work / "warm-up") as index:  # exports the ONNX file once
-            index.add([folder], runner=LocalRunner(), batch_size=args.batch_size)
+            index.add([folder], runner=LocalRunner(), batch_size=args.batch_size, adapt=False)
         timed_add(work, "local-one-batch", one_batch, LocalRunner(), args.batch_size)
         rates: dict[str, list[float]] = {}
         for run in (1, 2):

@@ -54,7 +54,7 @@ def main() -> None:
             tempfile.TemporaryDirectory() as tmp,
             Index.create(Path(tmp) / "index", args.model) as index,
         ):
-            index.add([args.data / name], batch_size=32)
+            index.add([args.data / name], batch_size=32, adapt=False)
             n = len(index)
             index.search_many([TextQuery("warm up")], k=1)  # loads the sentence encoder
             results: list[SearchResult] = []

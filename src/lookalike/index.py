@@ -47,7 +47,7 @@ from lookalike.store import (
     prepare_location,
     store_exists,
 )
-from lookalike.store.whitening import Whitening, learn_centring, learn_whitening
+from lookalike.store.whitening import ADAPTED, Whitening, learn_centring, learn_whitening
 
 __all__ = ["AddReport", "Index", "IndexInfo", "Progress"]
 
@@ -68,6 +68,7 @@ class IndexInfo:
     vector_index: str = "flat"  # what searches run on, e.g. "ivf2048-sq8 nprobe=16"
     recall_at_10: float | None = None  # measured against exact search (info --recall)
     compact: bool = False  # vectors kept small, about 1 KB an image (index --compact)
+    adapts: bool = False  # Index.add adapts it to its images as it grows (Store.adapts)
 
 
 class Index:
@@ -212,6 +213,7 @@ class Index:
         runner: Runner | None = None,
         prune: bool = False,
         on_folder: Callable[[str], None] | None = None,
+        adapt: bool = True,
     ) -> AddReport:
         """Index the images under ``paths``: new and changed files are embedded, unchanged
         ones (same size and mtime) only stat'ed, vanished ones removed. Bad files are
@@ -224,7 +226,12 @@ class Index:
         ``on_folder(folder)`` runs before each folder is walked and may raise to stop the run
         (what was committed stays; nothing is taken for deleted). With a model that has an
         ImageNet classifier, unchanged files indexed without classes get them (one forward
-        pass each; their vectors are not rewritten)."""
+        pass each; their vectors are not rewritten).
+
+        With ``adapt``, an index that has reached ``train.adapt.ADAPT_FROM`` images, or
+        doubled since it last adapted, then adapts to them
+        (:func:`lookalike.train.adapt.adapt_index`; ``report.adaptation``), unless it was
+        told not to (:meth:`drop_whitening`) or searches a whitening the user chose."""
         if batch_size < 1:
             raise LookalikeError(f"batch size must be at least 1, got {batch_size}")
         runner = runner or LocalRunner(workers)
@@ -240,7 +247,18 @@ class Index:
                 report.classified = commit_classes(self.store, plan, classified, progress)
             if mapper is not None:
                 self._embedder = self._embedder or mapper.loaded
+        if adapt:
+            self._adapt_if_due(report, progress)
         return report
+
+    def _adapt_if_due(self, report: AddReport, progress: Progress | None) -> None:
+        from lookalike.train.adapt import adapt_index, adaptation_due  # it needs the Index
+
+        if adaptation_due(self):
+            try:
+                report.adaptation = adapt_index(self, progress=progress)
+            except LookalikeError as exc:  # e.g. the files are on a drive not mounted now
+                report.not_adapted = str(exc)
 
     def writing(self) -> AbstractContextManager[Store]:
         """Hold the writer lock across several calls (each write call also takes it alone)."""
@@ -265,9 +283,21 @@ class Index:
         with self.store.writing():
             self.store.set_whitening(whitening)
 
+    def stop_adapting(self) -> None:
+        """Search with the raw vectors if the index was adapted, and keep them: :meth:`add`
+        no longer adapts it on its own (a whitening the user chose stays)."""
+        with self.store.writing():
+            whitening = self.store.whitening()
+            if whitening is not None and whitening.kind == ADAPTED:
+                self.store.set_whitening(None)
+            self.store.set_adapts(False)
+
     def drop_whitening(self) -> None:
-        """Search with the raw vectors again."""
-        self.use_whitening(None)
+        """Search with the raw vectors again, and from now on: :meth:`add` no longer adapts
+        the index on its own (:func:`lookalike.train.adapt.adapt_index` would again)."""
+        with self.store.writing():
+            self.store.set_whitening(None)
+            self.store.set_adapts(False)
 
     def remove(self, paths: Iterable[str | Path]) -> int:
         """Drop files (or everything under folders) from the index; returns how many."""
@@ -414,6 +444,7 @@ class Index:
             vector_index=info.vector_index,
             recall_at_10=info.recall_at_10,
             compact=info.compact,
+            adapts=self.store.adapts(),
         )
 
     def measure_recall(self, queries: int = 200) -> float:

@@ -26,7 +26,7 @@ from lookalike.embed.interface import Embedder
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.files.walk import is_under
 from lookalike.search.orientation import inverse, transform_image
-from lookalike.store import ImageRecord, Store
+from lookalike.store import ImageRecord, Store, raw_cosines
 
 NEIGHBOURS = 10  # nearest neighbours asked for per image: a group larger than this is rare
 QUERY_BATCH = 1024  # stored vectors sent to the vector index per search call
@@ -106,7 +106,7 @@ class StoreSpace:
             else (),
             np.int64,
         )
-        self._whitened = store.whitening() is not None
+        self._whitened = store.whitened()
         self._vectors: dict[int, np.ndarray] = {}
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -129,18 +129,8 @@ class StoreSpace:
         if len(self.excluded):
             near[np.isin(near, self.excluded)] = -1
         if self._whitened:
-            scores = self._raw_scores(vectors, near)
+            scores = raw_cosines(self.store, vectors, near)
         return near, scores
-
-    def _raw_scores(self, vectors: np.ndarray, near: np.ndarray) -> np.ndarray:
-        """The cosines of each row's raw vector with its neighbours' (-inf where none);
-        looked up, not kept: a scan of the whole index must not hold every vector."""
-        scores = np.full(near.shape, -np.inf, np.float32)
-        for row, col in zip(*np.nonzero(near >= 0), strict=True):
-            raw = self.store.vector(int(near[row, col]))
-            if raw is not None:
-                scores[row, col] = float(vectors[row] @ raw)
-        return scores
 
     def vector(self, image_id: int) -> np.ndarray:
         if image_id not in self._vectors:

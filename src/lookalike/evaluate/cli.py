@@ -13,6 +13,7 @@ from lookalike.evaluate.metrics import RetrievalReport
 from lookalike.evaluate.retrieval import CopyDetectionReport, copy_detection, evaluate_folder
 from lookalike.present.progress import progress_bar
 from lookalike.search.spatial import RERANK_HELP
+from lookalike.train.adapt import ADAPT_FROM
 
 METRICS = ("map_at_r", "r_at_1", "precision_at_10", "map_at_100")
 HEADINGS = ("MAP@R", "R@1", "P@10", "mAP@100")
@@ -64,7 +65,15 @@ def add_parser(
     learned.add_argument(
         "--adapt",
         action="store_true",
-        help="adapt the index to the indexed images before searching (as `lookalike adapt`)",
+        default=None,
+        help="adapt the index to the indexed images before searching (as `lookalike adapt`), "
+        f"also below the {ADAPT_FROM} images from which a new index adapts on its own",
+    )
+    learned.add_argument(
+        "--no-adapt",
+        dest="adapt",
+        action="store_false",
+        help="search the vectors as the model makes them (as `index --no-adapt`)",
     )
     p.set_defaults(run=run_eval)
 

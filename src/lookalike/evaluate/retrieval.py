@@ -22,7 +22,7 @@ from lookalike.evaluate.datasets import DatasetError, load_labelled_folder
 from lookalike.evaluate.edits import EDITS, apply_edit
 from lookalike.evaluate.metrics import RetrievalReport, evaluate_ranking, recall_at_k
 from lookalike.files.walk import walk_images
-from lookalike.index import Index, Progress
+from lookalike.index import AddReport, Index, Progress
 from lookalike.search.query import Query, SearchResult
 from lookalike.train.adapt import adapt_index
 
@@ -66,21 +66,21 @@ def evaluate_folder(
     workers: int | None = None,
     rerank: bool = True,
     centre: bool = False,
-    adapt: bool = False,
+    adapt: bool | None = None,
 ) -> FolderEvaluation:
     """Index ``root`` (``<label>/<image>`` files) in a temporary index made by ``model``, then
     query every indexed image against all the others (``rerank``: as ``Index.search_many``;
     ``centre``: the index centres its vectors, ``Index.learn_whitening(centre_only=True)``;
-    ``adapt``: it adapts to them, :func:`lookalike.train.adapt.adapt_index`)."""
+    ``adapt``: it adapts to them, :func:`lookalike.train.adapt.adapt_index`; None: where a
+    new index would, ``Index.add``; False: never)."""
     items = load_labelled_folder(root)
     label_of = {os.path.abspath(path): label for path, label in items}
     with temporary_index(model, weights) as index:
-        added = index.add(list(label_of), progress=progress, workers=workers)
+        added = _add(index, list(label_of), progress, workers, centre, adapt)
         skipped = {path for path, _ in added.skipped}
         paths = [path for path in label_of if path not in skipped]
         if len(paths) < 2:
             raise DatasetError(f"{root}: fewer than two images could be indexed")
-        _learn(index, centre, adapt)
         labels = [label_of[path] for path in paths]
         _, counts = np.unique(labels, return_counts=True)
         depth = min(max(MIN_DEPTH, int(counts.max()) - 1), len(paths) - 1)
@@ -129,14 +129,14 @@ def copy_detection(
     orientations: bool = False,
     rerank: bool = True,
     centre: bool = False,
-    adapt: bool = False,
+    adapt: bool | None = None,
 ) -> CopyDetectionReport:
     """Index the photos under ``photos`` (and ``distractors``), then search each photo's
     edited copies (``lookalike.evaluate.edits``, fixed ``seed``); a query is found at k when
     its original is among the first k hits. ``orientations`` searches each copy in its eight
     orientations (``Index.search_many(..., orientations=True)``); ``centre`` centres the
-    vectors on the mean of the indexed images, ``adapt`` adapts the index to them (queries
-    are not part of either)."""
+    vectors on the mean of the indexed images, ``adapt`` adapts the index to them (None:
+    where a new index would; queries are not part of either)."""
     unknown = sorted(set(edits) - set(EDITS))
     if unknown:
         raise DatasetError(f"unknown edit(s) {', '.join(unknown)}; choose from {', '.join(EDITS)}")
@@ -147,8 +147,7 @@ def copy_detection(
     found: dict[str, list[list[bool]]] = {edit: [] for edit in edits}
     with temporary_index(model, weights) as index:
         roots = [photos] if distractors is None else [photos, distractors]
-        added = index.add(roots, progress=progress, workers=workers)
-        _learn(index, centre, adapt)
+        added = _add(index, roots, progress, workers, centre, adapt)
         skipped = {path for path, _ in added.skipped}
         originals = [path for path in originals if path not in skipped]
         for original in originals:
@@ -169,12 +168,21 @@ def copy_detection(
     )
 
 
-def _learn(index: Index, centre: bool, adapt: bool) -> None:
-    """What the index learns from its own images before it is searched, as a user asks."""
+def _add(
+    index: Index,
+    paths: Sequence[str | Path],
+    progress: Progress | None,
+    workers: int | None,
+    centre: bool,
+    adapt: bool | None,
+) -> AddReport:
+    """Index ``paths``, then learn what a user asks of the index from its own images."""
+    added = index.add(paths, progress=progress, workers=workers, adapt=adapt is None and not centre)
     if centre:
         index.learn_whitening(centre_only=True)
     if adapt:
         adapt_index(index)
+    return added
 
 
 @contextmanager

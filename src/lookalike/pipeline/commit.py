@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lookalike.pipeline.mapper import EmbeddedFile
 from lookalike.pipeline.plan import Plan
 from lookalike.store import Store, Upsert
+
+if TYPE_CHECKING:
+    from lookalike.train.adapt import Adaptation
 
 Progress = Callable[[int, int], None]  # (files done, files to do)
 
@@ -22,6 +26,8 @@ class AddReport:
     unchanged: int = 0
     classified: int = 0  # unchanged files whose classes were stored (their vectors kept)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    adaptation: Adaptation | None = None  # the index adapted to its images after the files
+    not_adapted: str | None = None  # why an adaptation that was due did not happen
 
 
 def commit(

@@ -32,7 +32,7 @@ from lookalike.search.query import Query, RegionQuery, SearchResult, TextQuery
 from lookalike.search.region import Box
 from lookalike.search.spatial import RERANK_HELP
 from lookalike.store.whitening import ADAPTED
-from lookalike.train.adapt import adapt_index
+from lookalike.train.adapt import ADAPT_FROM, adapt_index
 from lookalike.train.cli import describe_adaptation
 
 MAX_SKIPPED_SHOWN = 20
@@ -173,11 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
     whiten.add_argument(
         "--adapt",
         action="store_true",
-        help="then adapt the index to its own images, as `lookalike adapt` does (opt-in; MAP@R "
-        "of clip art 0.280 -> 0.293 and icons 0.112 -> 0.123, copy detection among 1,981 "
-        "photos 0.990 -> 0.996)",
+        help="then adapt the index to its own images now, as `lookalike adapt` does (by "
+        f"default it adapts on its own from {ADAPT_FROM} images, and again each time it has "
+        "doubled since)",
     )
-    whiten.add_argument("--no-whiten", action="store_true", help="drop a learned whitening")
+    whiten.add_argument(
+        "--no-adapt",
+        action="store_true",
+        help="search this index's vectors as the model makes them, from now on: an "
+        "adaptation is dropped and never made on its own (`lookalike adapt` makes one again)",
+    )
+    whiten.add_argument(
+        "--no-whiten",
+        action="store_true",
+        help="drop a learned whitening or adaptation, and adapt no more on its own",
+    )
     p.add_argument(
         "--compact",
         action="store_true",
@@ -303,12 +313,14 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
         ) as runner,
         progress_bar(quiet) as progress,
     ):
+        chosen = args.whiten is not None or args.centre or args.adapt or args.no_adapt
         report = index.add(
             args.paths,
             progress=progress,
             batch_size=settings.batch_size,
             runner=runner,
             prune=args.prune,
+            adapt=not (chosen or args.no_whiten),
         )
         learned = ""
         if args.whiten is not None or args.centre:
@@ -317,6 +329,8 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
             learned = f"{what} learned from {learned_from} vectors"
         elif args.adapt:
             learned = describe_adaptation(adapt_index(index, progress=progress))
+        elif args.no_adapt:
+            index.stop_adapting()
         elif args.no_whiten:
             index.drop_whitening()
     if not quiet:
@@ -392,9 +406,14 @@ def run_info(args: argparse.Namespace, settings: Settings) -> int:
     if info.centred_only:
         print("whitening centred on the index's mean (no rotation), learned from the index")
     elif info.whitening_kind == ADAPTED:
-        print("whitening adapted to the index's own images (lookalike adapt)")
+        again = "again as it grows" if info.adapts else "no more on its own (index --no-adapt)"
+        print(f"whitening adapted to the index's own images; adapts {again}")
     elif info.whitening_dim:
         print(f"whitening PCA-whitened to {info.whitening_dim} dims, learned from the index")
+    elif info.adapts:
+        print(f"whitening none yet: an index run adapts it to its images from {ADAPT_FROM} on")
+    elif info.store != "milvus":
+        print("whitening none, by choice (index --no-adapt; lookalike adapt makes one)")
     print(f"images    {info.images}\nskipped   {info.skipped}")
     if info.store == "milvus":
         print("disk      kept by the Milvus server")
@@ -565,6 +584,10 @@ def print_report(report: AddReport) -> None:
     )
     if report.classified:
         print(f"classes stored for {report.classified} unchanged file(s), for search by words")
+    if report.adaptation:
+        print(describe_adaptation(report.adaptation) + " (index --no-adapt: never on its own)")
+    if report.not_adapted:
+        print(f"not adapted to the collection: {report.not_adapted}")
     for path, reason in report.skipped[:MAX_SKIPPED_SHOWN]:
         print(f"  skipped {display_path(path)}: {reason}")
     if len(report.skipped) > MAX_SKIPPED_SHOWN:

@@ -119,7 +119,7 @@ def rank_oriented(
     orientations and its centre (nine forward passes): a hit scores its best view (a turned
     one or the centre ranks ``TURNED_MARGIN`` lower), and its ``transform`` says what turns
     the hit into the query (None: as it is)."""
-    from lookalike.search.ranking import indexed_record  # ranking imports the store too
+    from lookalike.search.ranking import indexed_record, model_scored  # (imports the store)
 
     if k < 1:
         raise LookalikeError(f"k must be at least 1, got {k}")
@@ -140,14 +140,19 @@ def rank_oriented(
         vectors = model.embed([picture for _, picture in views])
         record = indexed_record(store, query)
         rankings = store.search(vectors, k + 1 if exclude_self else k, filters)
+        scored = rankings
+        if store.whitened():  # ranked by the whitened cosine, scored by the model's
+            scored = [model_scored(store, v, r) for v, r in zip(vectors, rankings, strict=True)]
         best: dict[int, tuple[float, Hit]] = {}
-        for view, ((transform, _), ranking) in enumerate(zip(views, rankings, strict=True)):
-            for found, score in ranking:
+        for view, ((transform, _), ranking, model_ranking) in enumerate(
+            zip(views, rankings, scored, strict=True)
+        ):
+            for (found, score), (_, model_score) in zip(ranking, model_ranking, strict=True):
                 if exclude_self and record is not None and found.id == record.id:
                     continue
                 rank_by = score - (TURNED_MARGIN if view else 0.0)  # view 0: as it is
                 if found.id not in best or rank_by > best[found.id][0]:
-                    hit = Hit.of(found, score)
+                    hit = Hit.of(found, model_score)
                     turned_hit = Hit(
                         hit.path, hit.score, hit.id, hit.width, hit.height, inverse(transform)
                     )

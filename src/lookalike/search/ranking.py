@@ -22,7 +22,7 @@ from lookalike.search.query import (
 )
 from lookalike.search.spatial import SHORTLIST
 from lookalike.search.spatial import rerank as spatial_rerank
-from lookalike.store import ImageRecord, Ranking, Store
+from lookalike.store import ImageRecord, Ranking, Store, raw_cosines
 
 
 def rank(
@@ -42,8 +42,9 @@ def rank(
     Text queries are ranked by :func:`lookalike.search.text.rank_text`, in the same call.
 
     With ``rerank`` and local features stored, the first ``spatial.SHORTLIST`` hits are
-    re-ordered by spatial verification (:mod:`lookalike.search.spatial`); a hit's ``score``
-    stays its cosine similarity.
+    re-ordered by spatial verification (:mod:`lookalike.search.spatial`). A hit's ``score``
+    is always the model's cosine similarity, also where a whitening (``--whiten``,
+    ``--centre``, ``lookalike adapt``) ranks the hits.
     """
     if k < 1:
         raise LookalikeError(f"k must be at least 1, got {k}")
@@ -87,13 +88,17 @@ def rank(
         if rerank and any(local[i] is not None for i in answered):
             depth = max(depth, SHORTLIST + (1 if exclude_self else 0))
         rankings = store.search(matrix, depth, filters)
-        for i, ranking in zip(answered, rankings, strict=True):
+        whitened = store.whitened()
+        for i, vector, ranking in zip(answered, matrix, rankings, strict=True):
             if exclude_self:
                 ranking = [(r, score) for r, score in ranking if r.id != self_ids[i]]
             features = local[i]
             if features is not None:
                 ranking = _verified(store, features, ranking)
-            hits[i] = [Hit.of(record, score) for record, score in ranking[:k]]
+            ranking = ranking[:k]
+            if whitened:
+                ranking = model_scored(store, vector, ranking)
+            hits[i] = [Hit.of(record, score) for record, score in ranking]
     return [
         answered_texts.get(i)
         or SearchResult(q, hits.get(i, []), str(e) if (e := errors[i]) else None, e)
@@ -109,6 +114,15 @@ def _embed(
         vectors, _, features = embedder.embed_with_local_features(images)
         return vectors, list(features)
     return embedder.embed(images), [None] * len(images)
+
+
+def model_scored(store: Store, query: np.ndarray, ranking: Ranking) -> Ranking:
+    """The ranking in its order, each hit scored with the model's own cosine (its raw
+    vector's with the raw ``query`` float32 (dim,)) instead of the whitened one it was
+    ranked by: a score keeps its meaning when an index learns a whitening or adapts again."""
+    ids = np.array([[record.id for record, _ in ranking]], np.int64).reshape(1, -1)
+    scores = raw_cosines(store, query[None, :], ids)[0]
+    return [(record, float(s)) for (record, _), s in zip(ranking, scores, strict=True)]
 
 
 def _verified(store: Store, query: LocalFeatures, ranking: Ranking) -> Ranking:

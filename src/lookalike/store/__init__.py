@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from lookalike.config import cache_home
 from lookalike.errors import LookalikeError
 from lookalike.store.base import Ranking, Store, StoreInfo
@@ -29,6 +31,7 @@ __all__ = [
     "local_only",
     "open_store",
     "prepare_location",
+    "raw_cosines",
     "side_folder",
     "store_exists",
 ]
@@ -83,3 +86,16 @@ def create_store(
     if is_milvus(location):
         return MilvusStore.create(str(location), model_name, model_id, dim, compact)
     return LocalStore.create(Path(location), model_name, model_id, dim, compact)
+
+
+def raw_cosines(store: Store, queries: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The model's own cosines, whatever whitening ``store`` searches through: of each raw
+    query row (float32 (n, dim)) with the stored raw vectors of its row of ``ids`` (int64
+    (n, m), -1 for none), float32 (n, m) with -inf where there is none. The vectors are
+    looked up, not kept: a scan of the whole index must not hold every vector."""
+    scores = np.full(ids.shape, -np.inf, np.float32)
+    for row, col in zip(*np.nonzero(ids >= 0), strict=True):
+        raw = store.vector(int(ids[row, col]))
+        if raw is not None:
+            scores[row, col] = float(queries[row] @ raw)
+    return scores

@@ -99,8 +99,19 @@ class Store(Protocol):
         """The whitening searches go through, if one was learned (``set_whitening``)."""
         ...
 
+    def whitened(self) -> bool:
+        """Whether searches go through a whitening, so that their scores are not the model's
+        cosines (cheap: no whitening is loaded)."""
+        ...
+
+    def adapts(self) -> bool:
+        """Whether ``Index.add`` may adapt this index to its images on its own (an embedded
+        index does, until ``set_adapts(False)``; a Milvus one never: it is not whitened)."""
+        ...
+
     def search(self, queries: np.ndarray, k: int, filters: Filters | None = None) -> list[Ranking]:
-        """Top ``k`` among the images ``filters`` keeps, per row of float32 (n, dim)."""
+        """Top ``k`` among the images ``filters`` keeps, per row of float32 (n, dim) raw
+        vectors, scored as this store compares them (whitened, if :meth:`whitened`)."""
         ...
 
     def info(self) -> StoreInfo: ...
@@ -144,4 +155,8 @@ class Store(Protocol):
 
     def set_whitening(self, whitening: Whitening | None) -> int:
         """Search through a whitening learned from the stored vectors (None: raw again)."""
+        ...
+
+    def set_adapts(self, adapts: bool) -> None:
+        """Keep whether ``Index.add`` may adapt this index on its own (:meth:`adapts`)."""
         ...

@@ -261,6 +261,13 @@ class LocalStore:
     def whitening(self) -> Whitening | None:
         return self.catalogue.whitening()
 
+    def whitened(self) -> bool:
+        with self._mutex:
+            return self.vectors.whitening is not None
+
+    def adapts(self) -> bool:
+        return self.catalogue.meta().get("auto_adapt", "1") == "1"
+
     def info(self) -> StoreInfo:
         whitening = self.catalogue.whitening()
         recall = self.catalogue.recall()
@@ -332,6 +339,10 @@ class LocalStore:
             finally:
                 lock.release()
                 self._lock = None
+
+    def set_adapts(self, adapts: bool) -> None:
+        self._need_lock("set_adapts")
+        self.catalogue.set_meta({"auto_adapt": "1" if adapts else "0"})
 
     def set_whitening(self, whitening: Whitening | None) -> int:
         self._need_lock("set_whitening")

@@ -413,6 +413,12 @@ class MilvusStore:
     def whitening(self) -> Whitening | None:
         return None  # set_whitening refuses one
 
+    def whitened(self) -> bool:
+        return False
+
+    def adapts(self) -> bool:
+        return False  # searches its stored vectors as they are (set_whitening)
+
     def search(self, queries: np.ndarray, k: int, filters: Filters | None = None) -> list[Ranking]:
         """Top ``k`` (record, cosine) per row of float32 (n, dim), best first; the filters go
         into Milvus as a boolean expression (:func:`~lookalike.search.filters.milvus_expression`)
@@ -564,6 +570,9 @@ class MilvusStore:
                 "whitening is for an embedded index"
             )
         return self.generation()
+
+    def set_adapts(self, adapts: bool) -> None:
+        self._need_writer("set_adapts")  # nothing to keep: it never adapts
 
     def _need_writer(self, call: str) -> None:
         if self._writer is None:

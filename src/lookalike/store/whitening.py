@@ -38,11 +38,14 @@ PCA, CENTRE, LABELS, ADAPTED = "pca", "centre", "labels", "adapted"
 class Whitening:
     """``apply(x) = l2_normalise((x - mean) @ projection)``; mean float32 (d,), projection
     float32 (d, k) with k <= d; ``kind`` says how it was learned (PCA, CENTRE, LABELS or
-    ADAPTED: from an image collection's augmented views, :mod:`lookalike.train.adapt`)."""
+    ADAPTED: from an image collection's augmented views, :mod:`lookalike.train.adapt`);
+    ``collection`` the number of images the index held when it was learned (0: not known),
+    by which an adapted index knows when it has grown enough to adapt again."""
 
     mean: np.ndarray
     projection: np.ndarray
     kind: str = PCA
+    collection: int = 0
 
     @property
     def dim(self) -> int:
@@ -62,9 +65,15 @@ class Whitening:
         return l2_normalise((vectors - self.mean) @ self.projection)
 
     def to_bytes(self) -> bytes:
-        """An .npz archive of ``mean``, ``projection`` and ``kind``."""
+        """An .npz archive of ``mean``, ``projection``, ``kind`` and ``collection``."""
         buffer = io.BytesIO()
-        np.savez(buffer, mean=self.mean, projection=self.projection, kind=np.array(self.kind))
+        np.savez(
+            buffer,
+            mean=self.mean,
+            projection=self.projection,
+            kind=np.array(self.kind),
+            collection=np.array(self.collection),
+        )
         return buffer.getvalue()
 
     @classmethod
@@ -80,7 +89,9 @@ class Whitening:
                     if square and np.array_equal(projection, np.eye(len(projection)))
                     else PCA
                 )
-            return cls(np.ascontiguousarray(archive["mean"], dtype=np.float32), projection, kind)
+            collection = int(archive["collection"]) if "collection" in archive else 0
+            mean = np.ascontiguousarray(archive["mean"], dtype=np.float32)
+            return cls(mean, projection, kind, collection)
 
 
 def learn_centring(vectors: np.ndarray) -> Whitening:

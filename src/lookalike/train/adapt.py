@@ -28,6 +28,11 @@ from lookalike.train.augment import DECODE_SCALE, Augment
 
 SAMPLE = 2000  # indexed images embedded again: enough for a 1280-d within-image covariance
 VIEWS = 3  # augmented views of each
+# ``Index.add`` adapts an index on its own from this many images (README "Adapt": smaller
+# collections gained less, and each image costs VIEWS forward passes more), and again each
+# time it has grown GROWTH-fold since: up to SAMPLE x VIEWS passes per doubling.
+ADAPT_FROM = 500
+GROWTH = 2
 # Chosen on the public sets (README): 1 did best over clip art and icons together
 # (0.3 helped icons most, 3 clip art).
 SHRINKAGE = 1.0
@@ -55,7 +60,8 @@ def adapt_index(
 ) -> Adaptation:
     """Learn the collection's augmentation-invariant whitening from ``sample`` of its images
     (seeded draw; all of them when fewer) in ``views`` augmented views each, and make it the
-    index's whitening. Files that no longer decode are skipped."""
+    index's whitening (``Index.add`` adapts it again as it grows). Files that no longer
+    decode are skipped."""
     if views < 2:
         raise LookalikeError(f"adapt needs at least 2 views of each image, got {views}")
     if sample < 2:
@@ -91,8 +97,23 @@ def adapt_index(
             + (f" ({skipped} no longer decode)" if skipped else "")
         )
     learned = learn_label_whitening(np.concatenate(vectors), labels, shrinkage)
-    index.use_whitening(dataclasses.replace(learned, kind=ADAPTED))
+    with index.writing() as store:
+        index.use_whitening(dataclasses.replace(learned, kind=ADAPTED, collection=len(records)))
+        store.set_adapts(True)
     return Adaptation(images, views, shrinkage, skipped, time.perf_counter() - tick)
+
+
+def adaptation_due(index: Index) -> bool:
+    """Whether the index should adapt (again) on its own: it may (``Store.adapts``), holds
+    ADAPT_FROM images or more, and has no whitening yet, or an adapted one learned when it
+    held fewer than 1 / GROWTH of its images. A whitening the user chose is kept."""
+    count = len(index)
+    if count < ADAPT_FROM or not index.store.adapts():
+        return False
+    whitening = index.store.whitening()
+    if whitening is None:
+        return True
+    return whitening.kind == ADAPTED and count >= GROWTH * whitening.collection
 
 
 def _rng(seed: int, image_id: int, view: int) -> random.Random:

@@ -389,6 +389,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                     "removed": report.removed,
                     "unchanged": report.unchanged,
                     "skipped": len(report.skipped),
+                    "adapted": report.adaptation.images if report.adaptation else None,
                 }
                 if report
                 else {}

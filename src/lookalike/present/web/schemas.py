@@ -102,6 +102,9 @@ class JobOut(BaseModel):
     removed: int | None = None
     unchanged: int | None = None
     skipped: int | None = None
+    adapted: int | None = Field(
+        None, description="the index then adapted to its images: how many it learned from"
+    )
     error: str | None = None
 
 
