@@ -24,7 +24,12 @@ def test_add_indexes_good_files_and_records_bad_ones(photos: Path, tmp_path: Pat
         assert len(index) == 8
         assert dict(index.skipped())[str(photos / "empty.png")] == "empty file (0 bytes)"
         info = index.info()
-        assert (info.images, info.skipped, info.model, info.dim) == (8, 2, "mobilenet_v2", 1280)
+        assert (info.images, info.skipped, info.model, info.dim) == (
+            8,
+            2,
+            "efficientnet_lite0_gem",
+            1280,
+        )
 
 
 def test_rerun_is_incremental(photos: Path, tmp_path: Path) -> None:
@@ -111,8 +116,8 @@ def test_search_many_reports_bad_queries_without_failing_the_rest(
 
 
 def test_an_index_refuses_another_model(built_index: Path) -> None:
-    with pytest.raises(ModelMismatchError, match="mobilenet_v2"):
-        Index.open(built_index, model="efficientnet_lite0")
+    with pytest.raises(ModelMismatchError, match="efficientnet_lite0_gem"):
+        Index.open(built_index, model="mobilenet_v2")
 
 
 def test_learned_whitening_is_kept_and_still_finds_copies(

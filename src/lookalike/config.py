@@ -55,6 +55,10 @@ def config_file() -> Path:
     return Path(base) / "lookalike" / "config.toml"
 
 
+# The model of a new index: EfficientNet-Lite0 with GeM pooling beat mobilenet_v2 on both
+# public sets and on copy detection (README "Measuring search quality"); mobilenet_v2 is
+# faster and groups more edited copies as duplicates (README "Finding duplicates").
+DEFAULT_MODEL = "efficientnet_lite0_gem"
 EXECUTORS = ("local", "ray")  # where embedding runs (lookalike.pipeline.runner.open_runner)
 
 
@@ -66,7 +70,7 @@ class Settings:
     index: str = dataclasses.field(
         default_factory=lambda: str(_data_home() / "lookalike" / "index")
     )
-    model: str = "mobilenet_v2"
+    model: str = DEFAULT_MODEL
     batch_size: int = 32
     workers: int = 0  # decode threads; 0 picks from the machine's cores
     executor: str = "local"  # where embedding runs: "local" (threads here) or "ray"

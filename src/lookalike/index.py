@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from lookalike.config import DEFAULT_MODEL
 from lookalike.dupes import (
     Band,
     DuplicateGroup,
@@ -99,7 +100,7 @@ class Index:
     def create(
         cls,
         directory: str | Path,
-        model: str = "mobilenet_v2",
+        model: str = DEFAULT_MODEL,
         weights: str | Path | None = None,
         compact: bool = False,
     ) -> Index:
@@ -143,7 +144,7 @@ class Index:
         directory: str | Path,
         model: str | None = None,
         weights: str | Path | None = None,
-        default_model: str = "mobilenet_v2",
+        default_model: str = DEFAULT_MODEL,
         compact: bool = False,
     ) -> Index:
         """Open the index at ``directory``, or create it with ``model or default_model``

@@ -40,19 +40,21 @@ def test_json_lines_keep_the_original_and_list_its_copies(
     result = run_cli("dupes", "--index", str(collection_index), "--json", check=True)
     groups = groups_of(result)
     found = dict(names(g) for g in groups)
-    # Turned and mirrored copies are close enough as they are here (0.85, 0.97): only
+    # Turned and mirrored copies are close enough as they are here (0.79, 0.95): only
     # --orientations names their transform.
     assert found == {
         "coffee.jpg": {"coffee-q70.jpg", "coffee-half.jpg", "coffee-rot90.jpg"},
         "rocket.jpg": {"rocket-q70.jpg", "rocket-flip.jpg"},
         "chelsea.jpg": {"chelsea-half.jpg"},
     }
+    with Index.open(collection_index) as index:
+        edited = index.band_thresholds()["edited"]
     for group in groups:
         assert set(group) == {"keep", "duplicates"}
         assert Path(str(group["keep"])).is_absolute()
         for d in group["duplicates"]:  # type: ignore[attr-defined]
             assert set(d) == {"path", "score", "band", "transform"}
-            assert 0.8 <= d["score"] <= 1.0 and d["band"] in ("identical", "edited")
+            assert edited <= d["score"] <= 1.0 and d["band"] in ("identical", "edited")
             assert d["transform"] is None and Path(d["path"]).is_absolute()
 
 
@@ -103,7 +105,7 @@ def test_human_and_csv_output_show_the_keeper_first_with_its_reason(
 def test_a_threshold_or_band_changes_what_is_grouped(collection_index: Path, run_cli: Cli) -> None:
     strict = groups_of(
         run_cli(
-            "dupes", "--index", str(collection_index), "--json", "--threshold", "0.985", check=True
+            "dupes", "--index", str(collection_index), "--json", "--threshold", "0.99", check=True
         )
     )
     assert len(strict) < 3

@@ -145,7 +145,10 @@ def test_errors_are_one_line_with_nonzero_exit(
         "lookalike: error: no index at"
     )
     other_model = run_cli("search", "x.jpg", "--index", str(built_index), "--model", "seed_cnn")
-    assert other_model.returncode == 1 and "made with model 'mobilenet_v2'" in other_model.stderr
+    assert (
+        other_model.returncode == 1
+        and "made with model 'efficientnet_lite0_gem'" in other_model.stderr
+    )
 
 
 def test_remove_drops_files(run_cli: Cli, photos: Path, tmp_path: Path) -> None:

@@ -366,8 +366,10 @@ def test_the_cli_and_the_web_app_index_search_and_find_dupes_in_milvus(
     dupes = cli("dupes", "--index", url, "--json")
     assert dupes.returncode == 0, dupes.stderr
     assert "coffee-copy.jpg" in dupes.stdout and "coffee.jpg" in dupes.stdout
-    mismatch = cli("search", "--index", url, "--model", "efficientnet_lite0", str(photos))
-    assert mismatch.returncode == 1 and "was made with model 'mobilenet_v2'" in mismatch.stderr
+    mismatch = cli("search", "--index", url, "--model", "mobilenet_v2", str(photos))
+    assert (
+        mismatch.returncode == 1 and "made with model 'efficientnet_lite0_gem'" in mismatch.stderr
+    )
     check = cli("check", "--index", url)
     assert check.returncode == 1 and "works on an embedded index directory" in check.stderr
     web = milvus_server.python(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.config import DEFAULT_MODEL
 from lookalike.decode.image import decode_image
 from lookalike.errors import ImageError
 from lookalike.evaluate.datasets import DatasetError, load_labelled_folder
@@ -60,7 +61,7 @@ class FolderEvaluation:
 
 def evaluate_folder(
     root: Path | str,
-    model: str = "mobilenet_v2",
+    model: str = DEFAULT_MODEL,
     weights: Path | str | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
@@ -119,7 +120,7 @@ class CopyDetectionReport:
 def copy_detection(
     photos: Path | str,
     distractors: Path | str | None = None,
-    model: str = "mobilenet_v2",
+    model: str = DEFAULT_MODEL,
     weights: Path | str | None = None,
     edits: Sequence[str] = tuple(EDITS),
     ks: Sequence[int] = (1, 10),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from lookalike.config import (
+    DEFAULT_MODEL,
     EXECUTORS,
     Settings,
     cache_home,
@@ -122,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         "index", parents=[common], help="add folders or files to the index (incremental)"
     )
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--model", default=None, help="model for a new index (default: mobilenet_v2)")
+    p.add_argument(
+        "--model", default=None, help=f"model for a new index (default: {DEFAULT_MODEL})"
+    )
     p.add_argument("--weights", default=None, metavar="FILE", help="explicit weights file")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--workers", type=int, default=None, help="decode threads (default: by cores)")

@@ -67,11 +67,13 @@ def test_health_and_stats_describe_the_index(client: TestClient, served_index: P
     wait_ready(client)
     health = client.get("/health").json()
     assert health["images"] == 8
-    assert health["features"]["text_search"] is True  # mobilenet_v2 stores ImageNet classes
+    assert health["features"]["text_search"] is True  # the model stores ImageNet classes
     assert health["features"]["duplicates"] is True
     stats = client.get("/api/stats").json()["index"]
     assert stats["directory"] == str(served_index)
-    assert stats["model"] == "mobilenet_v2" and stats["dim"] == 1280 and stats["images"] == 8
+    assert (
+        stats["model"] == "efficientnet_lite0_gem" and stats["dim"] == 1280 and stats["images"] == 8
+    )
 
 
 def test_openapi_schema_lists_the_routes(client: TestClient) -> None:
