@@ -6,6 +6,8 @@ Indexes the folders (default: the shared evaluation sets under /work/data/eval, 
 real images) into a fresh index, then re-runs over the unchanged folders. With ``--copies N``
 the folders are first mirrored N times with hard links (distinct paths, no extra disk), so the
 re-run can be measured at 10,000+ files. Prints images/s and seconds; nothing is asserted.
+The first run leaves out the adaptation an index of 500 or more images ends with
+(``--no-adapt``; its cost is ``benchmarks/adapt.py``'s).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def main() -> None:
         index = str(Path(tmp) / "index")
         print(f"files: {files} in {', '.join(map(str, args.folders))} (x{args.copies})")
         print(f"load average before: {os.getloadavg()[0]:.2f}, cores: {os.cpu_count()}")
-        first = lookalike("index", *map(str, roots), "--index", index, "--quiet")
+        first = lookalike("index", *map(str, roots), "--index", index, "--quiet", "--no-adapt")
         print(f"first run:     {first:7.1f} s  {files / first:7.1f} images/s (CLI start included)")
         rerun = lookalike("index", *map(str, roots), "--index", index, "--quiet")
         print(

@@ -84,11 +84,13 @@ def add_adapt_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
         description="Embed a sample of the indexed images again in augmented views (crop, "
         "flip, colour), take each image's views as one label, and learn the whitening that "
         "makes the vectors ignore what those views change. Searches of the index use it from "
-        "then on (run it again after the collection has grown; `index --no-whiten` drops "
-        "it). Measured with lookalike eval (README): MAP@R of icons 0.112 -> 0.123 and clip "
-        "art 0.280 -> 0.293 with mobilenet_v2, 0.136 -> 0.153 and 0.297 -> 0.310 with "
-        "efficientnet_lite0_gem; copy detection R@1 among 1,981 photos 0.990 -> 0.996 "
-        "(mobilenet_v2; one query of 672 lower with --orientations).",
+        f"then on. `lookalike index` does this on its own once an index holds {adapt.ADAPT_FROM} "
+        "images, and again each time it has doubled; this command adapts it now, whatever "
+        "its size (`index --no-adapt` drops it, and stops the index adapting on its own). "
+        "Measured with lookalike eval (README): MAP@R of icons 0.136 -> 0.153 and clip art "
+        "0.297 -> 0.310 with efficientnet_lite0_gem, 0.112 -> 0.123 and 0.280 -> 0.293 with "
+        "mobilenet_v2; copy detection R@1 among 1,981 photos 0.990 -> 0.996 (mobilenet_v2; "
+        "one query of 672 lower with --orientations).",
     )
     p.add_argument(
         "--sample",
