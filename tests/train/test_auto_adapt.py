@@ -96,3 +96,23 @@ def test_told_not_to_it_stays_raw_until_adapt_is_asked_and_a_chosen_whitening_st
         assert index.add([a, b, copies]).adaptation is None
         whitening = index.store.whitening()
         assert len(index) == 16 and whitening is not None and whitening.kind == PCA
+
+
+def test_files_gone_unreadable_leave_the_index_unadapted_with_the_reason(
+    photos: Path, tmp_path: Path, small_threshold: None
+) -> None:
+    def spoil_the_files(done: int, total: int) -> None:
+        if done == total == 8 and not spoiled:  # every file embedded: now none decodes
+            for path in photos.glob("*.jpg"):
+                path.write_bytes(b"not a picture any more")
+            spoiled.append(True)
+
+    spoiled: list[bool] = []
+    with Index.create(tmp_path / "idx", model="seed_cnn") as index:
+        report = index.add([photos], progress=spoil_the_files)
+        assert spoiled and report.added == 8 and report.adaptation is None
+        assert report.not_adapted and "found 0" in report.not_adapted
+        assert index.store.whitening() is None and len(index) == 8
+        vector = index.store.vector(1)
+        assert vector is not None  # the vectors are kept, and searched as they are
+        assert [record.id for record, _ in index.store.search(vector[None], 1)[0]] == [1]

@@ -28,9 +28,9 @@ from lookalike.train.augment import DECODE_SCALE, Augment
 
 SAMPLE = 2000  # indexed images embedded again: enough for a 1280-d within-image covariance
 VIEWS = 3  # augmented views of each
-# ``Index.add`` adapts an index on its own from this many images (README "Adapt": smaller
-# collections gained less, and each image costs VIEWS forward passes more), and again each
-# time it has grown GROWTH-fold since: up to SAMPLE x VIEWS passes per doubling.
+# ``Index.add`` adapts an index on its own from this many images (README "Adapting an index":
+# from about 500 images on, both public sets gained; at 200, clip art lost), and again each
+# time it has grown GROWTH-fold since: up to SAMPLE x VIEWS forward passes each time.
 ADAPT_FROM = 500
 GROWTH = 2
 # Chosen on the public sets (README): 1 did best over clip art and icons together

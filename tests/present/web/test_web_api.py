@@ -17,6 +17,7 @@ from lookalike.evaluate.edits import apply_edit
 from lookalike.index import Index
 from lookalike.present.web.service import ServerConfig
 from lookalike.store.lock import WriterLock
+from lookalike.train import adapt
 
 Serve = Callable[[ServerConfig], TestClient]  # the ``serve`` fixture
 
@@ -242,7 +243,7 @@ def test_changes_by_another_writer_are_seen_without_a_restart(
 
 
 def test_add_job_indexes_in_the_background_with_progress(
-    index_copy: Path, tmp_path: Path, serve: Serve
+    index_copy: Path, tmp_path: Path, serve: Serve, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "more"
     folder.mkdir()
@@ -258,6 +259,10 @@ def test_add_job_indexes_in_the_background_with_progress(
         assert (job["added"], job["skipped"], job["done"], job["total"]) == (2, 1, 3, 3)
         assert client.get("/api/stats").json()["index"]["images"] == 10
         assert client.get("/api/jobs/nope").status_code == 404
+        assert job["adapted"] is None  # too few images to adapt to
+        monkeypatch.setattr(adapt, "ADAPT_FROM", 10)
+        again = finished(client, client.post("/api/jobs", json={"paths": [str(folder)]}).json())
+        assert again["status"] == "done" and again["added"] == 0 and again["adapted"] == 10
 
 
 def test_add_job_is_refused_while_another_writer_holds_the_index(
