@@ -6,11 +6,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from lookalike.embed.model_dir import save_model_dir
+from lookalike.embed.preprocess import Preprocess
+from lookalike.embed.registry import create_backbone
+from lookalike.embed.retrieval_net import RetrievalNet
 from lookalike.index import Index
 from lookalike.present.cli import main
-from lookalike.store.whitening import ADAPTED, PCA
+from lookalike.store.whitening import ADAPTED, PCA, Whitening
 from lookalike.train import adapt
 
 
@@ -116,3 +121,17 @@ def test_files_gone_unreadable_leave_the_index_unadapted_with_the_reason(
         vector = index.store.vector(1)
         assert vector is not None  # the vectors are kept, and searched as they are
         assert [record.id for record, _ in index.store.search(vector[None], 1)[0]] == [1]
+
+
+def test_a_trained_model_ending_with_its_own_whitening_is_not_adapted(
+    photos: Path, tmp_path: Path, small_threshold: None
+) -> None:
+    made = {}
+    for name, whitened in (("whitened", True), ("plain", False)):
+        net = RetrievalNet(create_backbone("seed_cnn"))
+        if whitened:  # as `lookalike train` ends it; a plain rotation does here
+            net.set_whitening(Whitening(np.zeros(128, np.float32), np.eye(128, dtype=np.float32)))
+        save_model_dir(tmp_path / name, net, "seed_cnn", Preprocess(128), "")
+        with Index.create(tmp_path / f"idx-{name}", model=str(tmp_path / name)) as index:
+            made[name] = index.add([photos]).adaptation
+    assert made["whitened"] is None and made["plain"] is not None
