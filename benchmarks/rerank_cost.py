@@ -37,8 +37,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("-k", type=int, default=100)
     args = parser.parse_args()
-    print("| model | re-rank | CPU ms/query | wall ms/query | local features bytes/image | load |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print("| model | images | re-rank | CPU ms/query | wall ms/query | local bytes/image | load |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
     for model in args.model:
         with tempfile.TemporaryDirectory() as tmp, Index.create(Path(tmp) / "i", model) as index:
             index.add([args.dataset], adapt=False)  # adapting changes no re-ranking cost
@@ -50,7 +50,8 @@ def main() -> None:
             for rerank in (False, True):
                 cpu, wall = timed(index, paths, args.k, rerank)
                 print(
-                    f"| {model} | {'on' if rerank else 'off'} | {cpu:.1f} | {wall:.1f} | "
+                    f"| {model} | {len(records)} | {'on' if rerank else 'off'} | {cpu:.1f} | "
+                    f"{wall:.1f} | "
                     f"{size:.0f} | {os.getloadavg()[0]:.1f} |",
                     flush=True,
                 )
