@@ -109,8 +109,8 @@ def adaptation_due(index: Index) -> bool:
     """Whether the index should adapt (again) on its own: it may (``Store.adapts``), holds
     ADAPT_FROM images or more, and has no whitening yet, or an adapted one learned when it
     held fewer than 1 / GROWTH of its images. A whitening the user chose is kept, and a
-    trained model that ends with its own (``lookalike train``) is not adapted: on held-out
-    clip art, adapting it lost 0.015 MAP@R (README "Train")."""
+    trained model that ends with its own (``lookalike train``) is not adapted: adapting it lost
+    held-out MAP@R on clip art and icons alike (README "Train")."""
     count = len(index)
     if count < ADAPT_FROM or not index.store.adapts() or _ends_whitened(index.store.model_name):
         return False
