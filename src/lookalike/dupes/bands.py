@@ -25,6 +25,17 @@ MODEL_THRESHOLDS: dict[str, dict[Band, float]] = {
     "efficientnet_lite0_gem": {"identical": 0.95, "edited": 0.76, "similar": 0.65},
 }
 
+# With --orientations, pairs down to this score are checked for a turned or mirrored copy.
+# mobilenet_v2: a photo turned 90 degrees scores 0.62-0.94 with its original;
+# efficientnet_lite0_gem: 0.50-0.94 (p5 0.55), benchmarks/dupes.py.
+ORIENTATION_FLOOR = 0.55
+MODEL_ORIENTATION_FLOORS = {"mobilenet_v2": ORIENTATION_FLOOR, "efficientnet_lite0_gem": 0.50}
+
+
+def orientation_floor_for(model_name: str) -> float:
+    """The lowest score of a pair checked for a turned copy, for ``model_name``'s vectors."""
+    return MODEL_ORIENTATION_FLOORS.get(model_name, ORIENTATION_FLOOR)
+
 
 def thresholds_for(model_name: str) -> dict[Band, float]:
     """The bands' thresholds for the vectors of ``model_name`` (a registry name or a model

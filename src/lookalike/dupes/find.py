@@ -16,6 +16,7 @@ from lookalike.dupes.bands import (
     Band,
     band_of,
     check_threshold,
+    orientation_floor_for,
     threshold_of,
     thresholds_for,
 )
@@ -30,9 +31,6 @@ from lookalike.store import ImageRecord, Store, raw_cosines
 
 NEIGHBOURS = 10  # nearest neighbours asked for per image: a group larger than this is rare
 QUERY_BATCH = 1024  # stored vectors sent to the vector index per search call
-# With --orientations, pairs down to this score are checked for a turned or mirrored copy: a
-# photo turned 90 degrees scores 0.62-0.94 with its original (benchmarks/dupes.py).
-ORIENTATION_FLOOR = 0.55
 SURELY_UPRIGHT = 0.985  # a pair scoring this much is the same way up (or symmetric)
 
 
@@ -169,7 +167,7 @@ def find_duplicates(
     if k < 1:
         raise LookalikeError(f"k must be at least 1, got {k}")
     space = StoreSpace(store, k, exclude)
-    floor = min(limit, ORIENTATION_FLOOR) if orientations else limit
+    floor = min(limit, orientation_floor_for(store.model_name)) if orientations else limit
     pairs = candidate_pairs(space.chunks(), space.neighbours, floor)
     if orientations and len(pairs):
         if embedder is None:
