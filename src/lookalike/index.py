@@ -69,7 +69,8 @@ class IndexInfo:
     vector_index: str = "flat"  # what searches run on, e.g. "ivf2048-sq8 nprobe=16"
     recall_at_10: float | None = None  # measured against exact search (info --recall)
     compact: bool = False  # vectors kept small, about 1 KB an image (index --compact)
-    adapts: bool = False  # Index.add adapts it to its images as it grows (Store.adapts)
+    adapts: bool = False  # Index.add adapts it to its images as it grows
+    model_whitened: bool = False  # its (trained) model ends with a learned whitening
 
 
 class Index:
@@ -428,6 +429,8 @@ class Index:
         return self.store.generation()
 
     def info(self) -> IndexInfo:
+        from lookalike.train.adapt import adapts_on_its_own, ends_whitened  # it needs the Index
+
         info = self.store.info()
         whitening = self.store.whitening() if info.whitening_dim else None
         return IndexInfo(
@@ -445,7 +448,8 @@ class Index:
             vector_index=info.vector_index,
             recall_at_10=info.recall_at_10,
             compact=info.compact,
-            adapts=self.store.adapts(),
+            adapts=adapts_on_its_own(self),
+            model_whitened=ends_whitened(info.model_name),
         )
 
     def measure_recall(self, queries: int = 200) -> float:

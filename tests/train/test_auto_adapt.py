@@ -134,4 +134,6 @@ def test_a_trained_model_ending_with_its_own_whitening_is_not_adapted(
         save_model_dir(tmp_path / name, net, "seed_cnn", Preprocess(128), "")
         with Index.create(tmp_path / f"idx-{name}", model=str(tmp_path / name)) as index:
             made[name] = index.add([photos]).adaptation
+            info = index.info()
+            assert (info.model_whitened, info.adapts) == (whitened, not whitened)
     assert made["whitened"] is None and made["plain"] is not None

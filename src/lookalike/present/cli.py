@@ -415,6 +415,8 @@ def run_info(args: argparse.Namespace, settings: Settings) -> int:
         print(f"whitening PCA-whitened to {info.whitening_dim} dims, learned from the index")
     elif info.adapts:
         print(f"whitening none yet: an index run adapts it to its images from {ADAPT_FROM} on")
+    elif info.model_whitened:
+        print("whitening the trained model's own; not adapted on its own (lookalike adapt)")
     elif info.store != "milvus":
         print("whitening none, by choice (index --no-adapt; lookalike adapt makes one)")
     print(f"images    {info.images}\nskipped   {info.skipped}")

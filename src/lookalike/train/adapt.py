@@ -112,7 +112,7 @@ def adaptation_due(index: Index) -> bool:
     trained model that ends with its own (``lookalike train``) is not adapted: adapting it lost
     held-out MAP@R on clip art and icons alike (README "Train")."""
     count = len(index)
-    if count < ADAPT_FROM or not index.store.adapts() or _ends_whitened(index.store.model_name):
+    if count < ADAPT_FROM or not adapts_on_its_own(index):
         return False
     whitening = index.store.whitening()
     if whitening is None:
@@ -120,7 +120,13 @@ def adaptation_due(index: Index) -> bool:
     return whitening.kind == ADAPTED and count >= GROWTH * whitening.collection
 
 
-def _ends_whitened(model_name: str) -> bool:
+def adapts_on_its_own(index: Index) -> bool:
+    """Whether :meth:`Index.add` adapts this index when due: its store may (``Store.adapts``)
+    and its model does not end with a learned whitening of its own."""
+    return index.store.adapts() and not ends_whitened(index.store.model_name)
+
+
+def ends_whitened(model_name: str) -> bool:
     """Whether ``model_name`` is a trained model directory whose network ends with a learned
     whitening (its ``model.json``, read here without the PyTorch that ``embed.model_dir``
     imports: an unchanged ``index`` run must start without it)."""
