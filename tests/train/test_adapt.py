@@ -77,22 +77,18 @@ def test_the_same_seed_learns_the_same_adaptation(index_dir: Path, tmp_path: Pat
 
 
 def test_files_that_no_longer_decode_are_skipped_and_too_few_is_an_error(
-    index_dir: Path,
+    photos: Path, tmp_path: Path
 ) -> None:
-    with Index.open(index_dir) as index:
-        paths = sorted(record.path for record in index.records())
-    broken = Path(paths[0])
-    saved = broken.read_bytes()
-    try:
+    # a private copy of the photos: the session's own must keep their bytes and times
+    with Index.create(tmp_path / "idx") as index:
+        index.add([photos], adapt=False)
+        broken = Path(sorted(record.path for record in index.records())[0])
         broken.write_bytes(b"no longer a picture")
-        with Index.open(index_dir) as index:
-            assert adapt_index(index, views=2).skipped == 1
-            with pytest.raises(LookalikeError, match="at least 2 views"):
-                adapt_index(index, views=1)
-            with pytest.raises(LookalikeError, match="sample of at least 2"):
-                adapt_index(index, sample=1)
-    finally:
-        broken.write_bytes(saved)
+        assert adapt_index(index, views=2).skipped == 1
+        with pytest.raises(LookalikeError, match="at least 2 views"):
+            adapt_index(index, views=1)
+        with pytest.raises(LookalikeError, match="sample of at least 2"):
+            adapt_index(index, sample=1)
 
 
 def test_cli_adapts_info_says_so_and_index_no_whiten_drops_it(
