@@ -38,7 +38,7 @@ def main() -> None:
         for learn in args.learn:
             flags = {
                 "centre": learn == "centre",
-                "adapt": learn == "adapt" if learn != "none" else False,
+                "adapt": learn == "adapt",  # False: never, not "where a new index would"
             }
             tick = time.perf_counter()
             cells = []

@@ -4,7 +4,8 @@
 (architecture, preprocessing, pooling with its learned GeM ``p``, dimension, whether a learned
 whitening layer ends the network, model id) and ``MODEL_CARD.md`` (training data, settings,
 validation figures). The model id ends with a hash of the weights, so vectors from two
-trainings never mix in one index.
+trainings never mix in one index. :mod:`lookalike.embed.model_info` reads ``model.json``
+without PyTorch.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import io
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,31 +23,17 @@ import torch
 from PIL import Image
 
 from lookalike.embed.embedder import FeatureMaps, Stages, feature_maps
+from lookalike.embed.model_info import (
+    FORMAT,
+    MODEL_CARD,
+    MODEL_JSON,
+    WEIGHTS,
+    ModelInfo,
+    read_model_info,
+)
 from lookalike.embed.preprocess import Preprocess
 from lookalike.embed.retrieval_net import RetrievalNet
 from lookalike.errors import ModelNotFoundError
-
-FORMAT = 1
-WEIGHTS = "weights.pt"
-MODEL_JSON = "model.json"
-MODEL_CARD = "MODEL_CARD.md"
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What ``model.json`` says."""
-
-    architecture: str  # a registered model name, e.g. "mobilenet_v2"
-    preprocess: Preprocess
-    gem_p: float
-    dim: int
-    model_id: str
-    weights_sha256: str
-    whitened: bool = False  # a learned whitening layer ends the network
-
-
-def is_model_dir(path: str | Path) -> bool:
-    return (Path(path) / MODEL_JSON).is_file()
 
 
 def save_model_dir(
@@ -95,28 +81,6 @@ def save_model_dir(
     _write_atomic(directory / MODEL_CARD, card.encode())
     _write_atomic(directory / MODEL_JSON, (json.dumps(meta, indent=2) + "\n").encode())
     return info
-
-
-def read_model_info(directory: Path) -> ModelInfo:
-    try:
-        meta = json.loads((directory / MODEL_JSON).read_text())
-        pre = meta["preprocess"]
-        return ModelInfo(
-            architecture=str(meta["architecture"]),
-            preprocess=Preprocess(
-                int(pre["size"]),
-                tuple(pre["mean"]),
-                tuple(pre["std"]),
-                pre.get("mode", "letterbox"),
-            ),
-            gem_p=float(meta["pooling"]["p"]),
-            dim=int(meta["dim"]),
-            model_id=str(meta["model_id"]),
-            weights_sha256=str(meta["weights_sha256"]),
-            whitened=bool(meta.get("whitened", False)),  # absent before format 1 had it
-        )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelNotFoundError(f"{directory} is not a lookalike model directory: {exc}") from exc
 
 
 def load_model_dir(directory: str | Path) -> TrainedEmbedder:

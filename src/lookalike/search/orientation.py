@@ -124,6 +124,7 @@ def rank_oriented(
     if k < 1:
         raise LookalikeError(f"k must be at least 1, got {k}")
     model = embedder()
+    whitened = store.whitened()  # then ranked by the whitened cosine, scored by the model's
     results: list[SearchResult] = []
     for query in queries:
         if isinstance(query, TextQuery):
@@ -141,7 +142,7 @@ def rank_oriented(
         record = indexed_record(store, query)
         rankings = store.search(vectors, k + 1 if exclude_self else k, filters)
         scored = rankings
-        if store.whitened():  # ranked by the whitened cosine, scored by the model's
+        if whitened:
             scored = [model_scored(store, v, r) for v, r in zip(vectors, rankings, strict=True)]
         best: dict[int, tuple[float, Hit]] = {}
         for view, ((transform, _), ranking, model_ranking) in enumerate(

@@ -120,7 +120,7 @@ def model_scored(store: Store, query: np.ndarray, ranking: Ranking) -> Ranking:
     """The ranking in its order, each hit scored with the model's own cosine (its raw
     vector's with the raw ``query`` float32 (dim,)) instead of the whitened one it was
     ranked by: a score keeps its meaning when an index learns a whitening or adapts again."""
-    ids = np.array([[record.id for record, _ in ranking]], np.int64).reshape(1, -1)
+    ids = np.array([[record.id for record, _ in ranking]], np.int64)
     scores = raw_cosines(store, query[None, :], ids)[0]
     return [(record, float(s)) for (record, _), s in zip(ranking, scores, strict=True)]
 

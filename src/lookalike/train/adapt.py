@@ -13,7 +13,6 @@ first and lost mAP@R, README "Train".)
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import time
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ import numpy as np
 from PIL import Image
 
 from lookalike.decode.image import decode_image
-from lookalike.errors import ImageError, LookalikeError
+from lookalike.embed.model_info import is_model_dir, read_model_info
+from lookalike.errors import ImageError, LookalikeError, ModelNotFoundError
 from lookalike.index import Index, Progress
 from lookalike.store.whitening import ADAPTED, learn_label_whitening
 from lookalike.train.augment import DECODE_SCALE, Augment
@@ -128,12 +128,13 @@ def adapts_on_its_own(index: Index) -> bool:
 
 def ends_whitened(model_name: str) -> bool:
     """Whether ``model_name`` is a trained model directory whose network ends with a learned
-    whitening (its ``model.json``, read here without the PyTorch that ``embed.model_dir``
-    imports: an unchanged ``index`` run must start without it)."""
+    whitening (read from its ``model.json`` only: an unchanged ``index`` run must start
+    without PyTorch)."""
+    if not is_model_dir(model_name):
+        return False
     try:
-        meta = json.loads((Path(model_name) / "model.json").read_text())
-        return isinstance(meta, dict) and bool(meta.get("whitened", False))
-    except (OSError, ValueError):
+        return read_model_info(Path(model_name)).whitened
+    except ModelNotFoundError:
         return False
 
 

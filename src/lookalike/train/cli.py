@@ -116,7 +116,6 @@ def run_adapt(args: argparse.Namespace, settings: Settings) -> int:
     from lookalike.index import Index
     from lookalike.present.progress import progress_bar
     from lookalike.store import local_only
-    from lookalike.train.adapt import adapt_index
 
     quiet = getattr(args, "quiet", False)
     # A Milvus collection searches its vectors as they are: refused before the work.
@@ -124,7 +123,9 @@ def run_adapt(args: argparse.Namespace, settings: Settings) -> int:
     with Index.open(directory) as index, progress_bar(quiet) as progress:
         if args.shrinkage < 0:
             raise LookalikeError(f"--shrinkage must be >= 0, got {args.shrinkage:g}")
-        done = adapt_index(index, args.sample, args.views, args.shrinkage, args.seed, progress)
+        done = adapt.adapt_index(
+            index, args.sample, args.views, args.shrinkage, args.seed, progress
+        )
     if not quiet:
         print(describe_adaptation(done))
     return 0

@@ -34,7 +34,8 @@ from torch import nn
 
 from lookalike.config import cache_home
 from lookalike.decode.image import decode_image
-from lookalike.embed.model_dir import WEIGHTS, ModelInfo, save_model_dir
+from lookalike.embed.model_dir import save_model_dir
+from lookalike.embed.model_info import WEIGHTS, ModelInfo
 from lookalike.embed.preprocess import Preprocess
 from lookalike.embed.registry import create_torch_embedder
 from lookalike.embed.retrieval_net import RetrievalNet
