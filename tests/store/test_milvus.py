@@ -29,6 +29,7 @@ import json, sys
 import numpy as np
 from lookalike.decode.image import ImageMeta
 from lookalike.store import create_store, open_store
+from lookalike.store.milvus import stable_id
 from lookalike.store.catalogue import Upsert
 from lookalike.search.filters import Filters
 from lookalike.embed.classes import TopClasses
@@ -66,6 +67,12 @@ print(json.dumps({
     "skipped": [(r.path, r.reason) for r in again.iter_records("skipped")],
     "top": [[(r.path, round(s, 4)) for r, s in ranking] for ranking in top],
     "a_vector": again.vector(again.record_by_path("/p/a.jpg").id).tolist(),
+    "vectors_of": {
+        again.record(i).path: round(float(v @ (unit(4) + 2 * unit(2))), 4)
+        for i, v in again.vectors_of(
+            [stable_id(p) for p in ("/p/a.jpg", "/p/b.jpg", "/p/c.jpg", "/p/bad.jpg")] + [7]
+        ).items()
+    },
     "model": [again.model_name, again.model_id, again.dim],
     "info": [again.info().kind, again.info().images, again.info().skipped],
 }))
@@ -83,6 +90,8 @@ print(json.dumps({
     assert all(path != "/p/c.jpg" for ranking in answer["top"] for path, _ in ranking)
     assert answer["model"] == ["mobilenet_v2", "test-model-v1", 8]
     assert answer["info"] == ["milvus", 2, 1]
+    # one lookup: the two stored vectors, not the removed c.jpg's, the skipped file's or none
+    assert answer["vectors_of"] == {"/p/a.jpg": -0.1179, "/p/b.jpg": 1.4411}
 
 
 def test_filters_are_pushed_down_and_agree_with_their_meaning(

@@ -234,3 +234,15 @@ def test_local_features_are_stored_replaced_and_dropped_with_their_image(
     with store.writing():
         store.write([], ["/a.jpg"])
     assert store.local_features([a.id]) == {}
+
+
+def test_vectors_of_gives_the_stored_vectors_of_the_ids_that_have_one(store: LocalStore) -> None:
+    with store.writing():
+        store.write([upsert(f"/{n}.jpg", n) for n in range(4)])
+        store.write([Upsert("/bad.jpg", 5, 1, None, reason="not an image")], removals=["/2.jpg"])
+    ids = {r.path: r.id for r in store.iter_records()}
+    asked = [ids["/3.jpg"], ids["/0.jpg"], ids["/bad.jpg"], 3, 99]  # 3 was /2.jpg: removed
+    found = store.vectors_of(asked)
+    assert sorted(found) == sorted([ids["/0.jpg"], ids["/3.jpg"]])
+    np.testing.assert_array_equal(found[ids["/3.jpg"]], unit(3))
+    assert store.vectors_of([]) == {}

@@ -92,10 +92,11 @@ def raw_cosines(store: Store, queries: np.ndarray, ids: np.ndarray) -> np.ndarra
     """The model's own cosines, whatever whitening ``store`` searches through: of each raw
     query row (float32 (n, dim)) with the stored raw vectors of its row of ``ids`` (int64
     (n, m), -1 for none), float32 (n, m) with -inf where there is none. The vectors are
-    looked up, not kept: a scan of the whole index must not hold every vector."""
+    looked up in one call, not kept: a scan of the whole index must not hold every vector."""
     scores = np.full(ids.shape, -np.inf, np.float32)
+    stored = store.vectors_of(np.unique(ids[ids >= 0]).tolist())
     for row, col in zip(*np.nonzero(ids >= 0), strict=True):
-        raw = store.vector(int(ids[row, col]))
+        raw = stored.get(int(ids[row, col]))
         if raw is not None:
             scores[row, col] = float(queries[row] @ raw)
     return scores

@@ -81,6 +81,11 @@ class Store(Protocol):
         """The stored (raw) vector, float32 (dim,)."""
         ...
 
+    def vectors_of(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored (raw) vectors of those of ``ids`` that have one, float32 (dim,) each:
+        one lookup for many images, where :meth:`vector` makes one each."""
+        ...
+
     def local_features(self, ids: Sequence[int]) -> dict[int, LocalFeatures]:
         """The stored local features of these images, for spatial re-ranking (images
         indexed without them are absent)."""

@@ -245,6 +245,10 @@ class LocalStore:
     def vector(self, image_id: int) -> np.ndarray | None:
         return self.catalogue.vector(image_id)
 
+    def vectors_of(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        found, raw = self.catalogue.vectors_of(list(ids))
+        return dict(zip(found.tolist(), raw, strict=True))
+
     def local_features(self, ids: Sequence[int]) -> dict[int, LocalFeatures]:
         return self.catalogue.local_features(ids)
 

@@ -393,6 +393,13 @@ class MilvusStore:
         rows = self._query(f'id == {int(image_id)} and status == "ok"', ["vector"])
         return np.asarray(rows[0]["vector"], np.float32) if rows else None
 
+    def vectors_of(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        found = {}
+        for chunk in _id_chunks(ids):
+            for row in self._query(f'id in {chunk} and status == "ok"', ["id", "vector"]):
+                found[int(row["id"])] = np.asarray(row["vector"], np.float32)
+        return found
+
     def local_features(self, ids: Sequence[int]) -> dict[int, LocalFeatures]:
         found = {}
         for chunk in _id_chunks(ids):
