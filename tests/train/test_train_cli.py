@@ -168,3 +168,13 @@ def test_resume_with_other_settings_is_refused(
 ) -> None:
     assert train(dataset, trained, 3, "--resume", "--loss", "mse") == 1
     assert "cannot resume with other settings: loss" in capsys.readouterr().err
+
+
+def test_the_default_models_name_trains_its_network(dataset: Path, tmp_path: Path) -> None:
+    """``efficientnet_lite0_gem`` (the default model) is efficientnet_lite0 pooled by GeM,
+    which is what every trained model is: the run trains that architecture."""
+    out = tmp_path / "lite0"
+    assert train(dataset, out, 0, "--no-whiten", model="efficientnet_lite0_gem") == 0
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["architecture"] == "efficientnet_lite0"
+    assert meta["pooling"]["name"] == "gem"

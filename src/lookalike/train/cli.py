@@ -12,6 +12,8 @@ from lookalike.train import LOSSES, adapt
 from lookalike.train.adapt import Adaptation
 
 MODELS = ("seed_cnn", "mobilenet_v2", "efficientnet_lite0")
+# Every trained model pools by GeM, so the default model's name trains the same network.
+ALIASES = {"efficientnet_lite0_gem": "efficientnet_lite0"}
 
 # Per-model defaults, measured on clipart (see the README's Train section): a pretrained
 # backbone keeps its first blocks frozen (their feature maps cached once per augmented view)
@@ -38,7 +40,13 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "MODEL_DIR, which `lookalike index --model MODEL_DIR` uses like a built-in model.",
     )
     p.add_argument("dataset", metavar="DATASET", help="folder of label folders of images")
-    p.add_argument("--model", required=True, choices=MODELS, help="architecture to train")
+    p.add_argument(
+        "--model",
+        required=True,
+        choices=(*MODELS, *ALIASES),
+        help="architecture to train (efficientnet_lite0_gem, the default model, is "
+        "efficientnet_lite0: every trained model pools by GeM)",
+    )
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="where the model goes")
     p.add_argument("--epochs", type=int, default=None, help="default: by model (10, seed_cnn 6)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -149,12 +157,13 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
         for name in ("epochs", "lr", "backbone_lr_scale", "frozen_blocks", "views")
         if getattr(args, name) is not None
     }
+    model = ALIASES.get(args.model, args.model)
     config = TrainConfig(
         **{
-            **DEFAULTS[args.model],
+            **DEFAULTS[model],
             **given,
             "dataset": str(Path(args.dataset).expanduser().resolve()),
-            "model": args.model,
+            "model": model,
             "loss": args.loss,
             "dim": args.dim,
             "labels_per_batch": args.labels_per_batch,
