@@ -216,6 +216,7 @@ class Index:
         prune: bool = False,
         on_folder: Callable[[str], None] | None = None,
         adapt: bool = True,
+        on_phase: Callable[[str], None] | None = None,
     ) -> AddReport:
         """Index the images under ``paths``: new and changed files are embedded, unchanged
         ones (same size and mtime) only stat'ed, vanished ones removed. Bad files are
@@ -233,7 +234,11 @@ class Index:
         With ``adapt``, an index that has reached ``train.adapt.ADAPT_FROM`` images, or
         doubled since it last adapted, then adapts to them
         (:func:`lookalike.train.adapt.adapt_index`; ``report.adaptation``), unless it was
-        told not to (:meth:`drop_whitening`) or searches a whitening the user chose."""
+        told not to (:meth:`drop_whitening`) or searches a whitening the user chose.
+
+        ``on_phase(name)`` runs as each phase that ``progress`` then counts begins:
+        "embedding" (files), "classifying" (unchanged files given classes), "adapting"
+        (sampled images); a phase with nothing to do is not announced."""
         if batch_size < 1:
             raise LookalikeError(f"batch size must be at least 1, got {batch_size}")
         runner = runner or LocalRunner(workers)
@@ -243,20 +248,31 @@ class Index:
             if plan.embed or plan.classify:  # an unchanged folder never loads the model
                 mapper = Mapper(self.spec, self.embedder if self._lend else self._embedder)
             batches = runner.map(plan.embed, mapper, batch_size) if mapper else iter(())
+            if plan.embed and on_phase:
+                on_phase("embedding")
             report = commit_batches(self.store, plan, batches, progress)
             if mapper is not None and plan.classify:
+                if on_phase:
+                    on_phase("classifying")
                 classified = runner.map(plan.classify, mapper, batch_size)
                 report.classified = commit_classes(self.store, plan, classified, progress)
             if mapper is not None:
                 self._embedder = self._embedder or mapper.loaded
         if adapt:
-            self._adapt_if_due(report, progress)
+            self._adapt_if_due(report, progress, on_phase)
         return report
 
-    def _adapt_if_due(self, report: AddReport, progress: Progress | None) -> None:
+    def _adapt_if_due(
+        self,
+        report: AddReport,
+        progress: Progress | None,
+        on_phase: Callable[[str], None] | None,
+    ) -> None:
         from lookalike.train.adapt import adapt_index, adaptation_due  # it needs the Index
 
         if adaptation_due(self):
+            if on_phase:
+                on_phase("adapting")
             try:
                 report.adaptation = adapt_index(self, progress=progress)
             except LookalikeError as exc:  # e.g. the files are on a drive not mounted now

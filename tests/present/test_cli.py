@@ -294,6 +294,7 @@ def test_progress_bar_on_a_terminal_only(photos: Path, tmp_path: Path, run_cli: 
     os.close(main_end)
     bar = shown.decode(errors="replace")
     assert "8/8" in bar and "img/s" in bar and "<" in bar  # count, rate, ETA (elapsed<remaining)
+    assert "embedding: " in bar  # labelled with the phase it counts (Index.add's on_phase)
 
     # re-runs (nothing to embed) keep these two cheap
     idx = str(tmp_path / "tty-idx")

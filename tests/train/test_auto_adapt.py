@@ -50,10 +50,13 @@ def test_an_index_adapts_when_big_enough_and_again_when_it_doubles(
     a, b, c = split(photos, (3, 2, 3))
     with Index.create(tmp_path / "idx", model="seed_cnn") as index:
         assert index.add([a]).adaptation is None and adapted_from(index) is None  # 3 < 4
-        report = index.add([a, b])
+        phases: list[str] = []
+        report = index.add([a, b], on_phase=phases.append)
         assert report.adaptation is not None and report.adaptation.images == 5
-        assert adapted_from(index) == 5
-        assert index.add([a, b]).adaptation is None  # unchanged: nothing learned again
+        assert adapted_from(index) == 5 and phases == ["embedding", "adapting"]
+        phases.clear()
+        assert index.add([a, b], on_phase=phases.append).adaptation is None  # unchanged:
+        assert phases == []  # nothing embedded, nothing learned again
         assert index.add([a, b, c]).adaptation is None and adapted_from(index) == 5  # 8 < 10
         copies = photos / "copies"
         copies.mkdir()

@@ -304,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
     quiet = getattr(args, "quiet", False)
     model = getattr(args, "model", None)
+    bar = progress_bar(quiet)
     with (
         Index.open_or_create(
             settings.index, model, args.weights, settings.model, args.compact
@@ -314,7 +315,7 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
             settings.ray_address or None,
             settings.actors or None,
         ) as runner,
-        progress_bar(quiet) as progress,
+        bar as progress,
     ):
         chosen = args.whiten is not None or args.centre or args.adapt or args.no_adapt
         report = index.add(
@@ -324,6 +325,7 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
             runner=runner,
             prune=args.prune,
             adapt=not (chosen or args.no_whiten),
+            on_phase=bar.phase,
         )
         learned = ""
         if args.whiten is not None or args.centre:

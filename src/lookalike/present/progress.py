@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from lookalike.index import Progress
 
@@ -29,6 +30,14 @@ class progress_bar:
             bar.refresh()
 
         return update
+
+    def phase(self, name: str) -> None:
+        """Start counting a new phase of the run (``Index.add``'s ``on_phase``): the bar is
+        labelled with it, and its count, rate and ETA start again."""
+        bar: Any = self.bar
+        if bar is not None:
+            bar.reset()
+            bar.set_description(name)
 
     def __exit__(self, *exc: object) -> None:
         close: Callable[[], None] | None = getattr(self.bar, "close", None)

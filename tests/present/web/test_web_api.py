@@ -257,6 +257,7 @@ def test_add_job_indexes_in_the_background_with_progress(
         job = finished(client, started.json())
         assert job["status"] == "done", job
         assert (job["added"], job["skipped"], job["done"], job["total"]) == (2, 1, 3, 3)
+        assert job["phase"] is None  # finished: nothing is being counted
         assert client.get("/api/stats").json()["index"]["images"] == 10
         assert client.get("/api/jobs/nope").status_code == 404
         assert job["adapted"] is None  # too few images to adapt to

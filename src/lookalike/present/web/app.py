@@ -381,6 +381,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             paths=job.paths,
             done=job.done,
             total=job.total,
+            phase=job.phase,  # type: ignore[arg-type]
             error=job.error,
             **(
                 {

@@ -41,6 +41,9 @@ class Job:
     state: str = "running"  # running, done, failed, cancelled: written by the job's thread only
     done: int = 0
     total: int | None = None  # files to embed, known once the folders are walked
+    # what done / total count: "walking" (nothing yet), "embedding", "classifying",
+    # "adapting" (Index.add's phases); None once finished
+    phase: str | None = "walking"
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     report: AddReport | None = None
@@ -146,10 +149,16 @@ class JobRunner:
             job.done, job.total = done, total
             job.check_stop()
 
+        def on_phase(name: str) -> None:
+            job.phase, job.done, job.total = name, 0, None
+
         try:
             with held:  # closing it releases the writer lock, before the state says so
                 job.report = writer.add(
-                    job.paths, progress=progress, on_folder=lambda _: job.check_stop()
+                    job.paths,
+                    progress=progress,
+                    on_folder=lambda _: job.check_stop(),
+                    on_phase=on_phase,
                 )
             job.state = "done"
         except _Cancelled:
@@ -159,4 +168,4 @@ class JobRunner:
         except Exception as exc:  # a thread has no caller to raise to: the poller reads it
             job.error, job.state = f"{type(exc).__name__}: {exc}", "failed"
         finally:
-            job.finished_at = time.time()
+            job.phase, job.finished_at = None, time.time()

@@ -97,6 +97,11 @@ class JobOut(BaseModel):
     paths: list[str]
     done: int
     total: int | None
+    phase: Literal["walking", "embedding", "classifying", "adapting"] | None = Field(
+        None,
+        description="what done / total count now: files embedded, files classified, or "
+        "the sampled images the index adapts to; null once the job has finished",
+    )
     added: int | None = None
     updated: int | None = None
     removed: int | None = None
