@@ -407,6 +407,12 @@ async function addFolder(event) {
   const progress = $("add-progress");
   const stop = $("add-stop");
   try {
+    // what done / total count in each phase of the job (GET /api/jobs/{id})
+    const PHASES = {
+      embedding: "Indexing",
+      classifying: "Classifying",
+      adapting: "Adapting the index to its images:",
+    };
     let job = await api("/api/jobs", {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -426,7 +432,9 @@ async function addFolder(event) {
       } else if (job.total) {
         progress.max = job.total;
         progress.value = job.done;
-        $("add-status").textContent = `Indexing ${job.done} of ${job.total}…`;
+        $("add-status").textContent = PHASES[job.phase]
+          ? `${PHASES[job.phase]} ${job.done} of ${job.total}…`
+          : `Indexing ${job.done} of ${job.total}…`;
       } else {
         $("add-status").textContent = "Looking for images…";
       }
