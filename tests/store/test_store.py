@@ -183,6 +183,27 @@ def test_whitening_applies_to_stored_vectors_and_queries_in_every_reader(
     assert reader.vectors.dim == DIM and len(reader.vectors) == 21
 
 
+def test_a_new_whitening_comes_with_its_base_so_readers_never_replay_the_collection(
+    tmp_path: Path, store: LocalStore
+) -> None:
+    """The base for the new whitening is saved in the commit that makes it the index's, not
+    when the writer lets go: a reader opened in between finds it and replays nothing (a
+    million-image reader would otherwise rebuild the whole index in memory, gigabytes)."""
+    with store.writing():
+        store.write([upsert(f"/{i}.jpg", i) for i in range(20)])
+    whitening = learn_whitening(store.all_vectors(), dims=4)
+    with store.writing():
+        generation = store.set_whitening(whitening)
+        assert saved_generations(tmp_path / "idx") == [generation]
+        reader = LocalStore.open(tmp_path / "idx")
+        index = reader.vectors
+        assert index.base_generation == generation and index.base is not None
+        assert index.base.ntotal == 20 and index.delta.ntotal == 0 and index.dim == 4
+        (best, _), *_ = reader.search(unit(7)[None], k=3)[0]
+        assert best.path == "/7.jpg"
+    assert saved_generations(tmp_path / "idx") == [generation]  # nothing more to save at exit
+
+
 def test_iter_vectors_gives_every_stored_vector_with_its_id(store: LocalStore) -> None:
     with store.writing():
         store.write([upsert(f"/{n}.jpg", n) for n in range(5)])

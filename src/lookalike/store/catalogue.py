@@ -529,11 +529,15 @@ class Catalogue:
             tx.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
         return generation
 
-    def set_whitening(self, whitening: Whitening | None) -> int:
+    def set_whitening(
+        self, whitening: Whitening | None, base: tuple[str, str | None] | None = None
+    ) -> int:
         """Store (or drop) the whitening; returns the new generation.
 
         Every vector in the index changes with it, so the removal log restarts here: a vector
-        index from before cannot be patched and rebuilds from the stored vectors.
+        index from before cannot be patched and rebuilds from the stored vectors. ``base``:
+        the checksums (as :meth:`record_vector_file` takes them) of the base already built
+        for it at the new generation, recorded in the same transaction.
         """
         with self.transaction() as tx:
             generation = self.generation() + 1
@@ -547,22 +551,30 @@ class Catalogue:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [("generation", str(generation)), ("removed_log_since", str(generation))],
             )
+            if base is not None:
+                self._record_vector_file(tx, generation, *base)
         return generation
 
     def record_vector_file(self, generation: int, sha256: str, sampled: str | None) -> None:
         """The checksums of a base saved at ``generation``: of every byte and of sampled
         blocks (None: none, as for bases adopted from an older lookalike)."""
         with self.transaction() as tx:
+            self._record_vector_file(tx, generation, sha256, sampled)
+
+    @staticmethod
+    def _record_vector_file(
+        tx: sqlite3.Connection, generation: int, sha256: str, sampled: str | None
+    ) -> None:
+        tx.execute(
+            "INSERT OR REPLACE INTO vector_files (generation, sha256) VALUES (?, ?)",
+            (generation, sha256),
+        )
+        tx.execute("DELETE FROM vector_file_samples WHERE generation = ?", (generation,))
+        if sampled is not None:
             tx.execute(
-                "INSERT OR REPLACE INTO vector_files (generation, sha256) VALUES (?, ?)",
-                (generation, sha256),
+                "INSERT INTO vector_file_samples (generation, sha256) VALUES (?, ?)",
+                (generation, sampled),
             )
-            tx.execute("DELETE FROM vector_file_samples WHERE generation = ?", (generation,))
-            if sampled is not None:
-                tx.execute(
-                    "INSERT INTO vector_file_samples (generation, sha256) VALUES (?, ?)",
-                    (generation, sampled),
-                )
 
     def forget_vector_files(self, keep: int) -> None:
         with self.transaction() as tx:

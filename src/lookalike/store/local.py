@@ -29,6 +29,7 @@ from lookalike.store.record import ImageRecord
 from lookalike.store.vectors import (
     VECTOR_INDEX_KIND,
     VectorIndex,
+    change_whitening,
     file_sha256,
     remove_temporary_files,
     save_base,
@@ -354,7 +355,7 @@ class LocalStore:
             raise ValueError(
                 f"whitening is for {whitening.mean.shape} vectors, index has {self.dim}"
             )
-        return self.catalogue.set_whitening(whitening)
+        return change_whitening(self.directory, self.catalogue, whitening, np.random.default_rng(0))
 
     def write(self, upserts: Iterable[Upsert], removals: Iterable[str] = ()) -> int:
         """As the protocol says; a compact index keeps no local features (20 KB an image:

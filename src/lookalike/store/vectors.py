@@ -187,35 +187,67 @@ def save_base(directory: Path, catalogue: Catalogue, rng: np.random.Generator) -
     stay; stale ids are removed and new vectors added), else a new one is trained."""
     generation = catalogue.generation()
     whitening = catalogue.whitening()
-    dim = _dim(catalogue)
     n = catalogue.count("ok")
-
-    def chunks(since: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for ids, raw in catalogue.vectors_since(since):
-            yield ids, whitening.apply(raw) if whitening else raw
-
     index = None
     old = usable_base(directory, catalogue)
     if old is not None and old < generation:
         _return_freed_memory_promptly()
-        index = read_base(directory, old, catalogue, dim, mapped=False)
+        index = read_base(directory, old, catalogue, _dim(catalogue), mapped=False)
     if index is not None and not ann.wants_rebuild(index, n):
         stale = catalogue.ids_changed_since(old or 0)
         if len(stale):
             index.remove_ids(stale)  # type: ignore[arg-type]
-        for ids, vectors in chunks(old or 0):
+        for ids, vectors in _whitened_chunks(catalogue, whitening, old or 0):
             index.add_with_ids(vectors, ids)
         recall = None
     else:
-        built = ann.build_index(dim, n, chunks, rng, compact=catalogue.codec.name != "float32")
+        built = _build(catalogue, whitening, rng)
         index, recall = built.index, built.recall_at_10
-    write_base(directory, generation, index, catalogue)
-    if recall is not None:
-        catalogue.record_recall(generation, recall, "tuning queries at build")
-    catalogue.prune_removal_log(generation)
-    kind = ann.describe(index)
-    catalogue.set_meta({"vector_base": kind})
-    return kind
+    tmp, checksums = _write_temporary(directory, generation, index)
+    catalogue.record_vector_file(generation, *checksums)
+    return _publish(directory, generation, tmp, index, recall, catalogue)
+
+
+def change_whitening(
+    directory: Path, catalogue: Catalogue, whitening: Whitening | None, rng: np.random.Generator
+) -> int:
+    """Make ``whitening`` the one searches go through (None: none), with its base built
+    first: the base of every stored vector under it is written before the catalogue commits
+    the change, in the same transaction as the base's checksums. Readers so go from the old
+    base to the new one: none replays the whole collection into memory meanwhile (at 200,000
+    images, 15 s and 1.5 GB for a reader's first hit while the writer rebuilt). Returns the
+    new generation."""
+    built = _build(catalogue, whitening, rng)
+    generation = catalogue.generation() + 1
+    tmp, checksums = _write_temporary(directory, generation, built.index)
+    try:
+        committed = catalogue.set_whitening(whitening, checksums)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    assert committed == generation  # the caller holds the writer lock
+    _publish(directory, generation, tmp, built.index, built.recall_at_10, catalogue)
+    return generation
+
+
+def _whitened_chunks(
+    catalogue: Catalogue, whitening: Whitening | None, since: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for ids, raw in catalogue.vectors_since(since):
+        yield ids, whitening.apply(raw) if whitening else raw
+
+
+def _build(
+    catalogue: Catalogue, whitening: Whitening | None, rng: np.random.Generator
+) -> ann.Built:
+    """A new base of every stored vector under ``whitening``."""
+    return ann.build_index(
+        whitening.dim if whitening else catalogue.dim,
+        catalogue.count("ok"),
+        lambda: _whitened_chunks(catalogue, whitening),
+        rng,
+        compact=catalogue.codec.name != "float32",
+    )
 
 
 def _return_freed_memory_promptly() -> None:
@@ -227,30 +259,58 @@ def _return_freed_memory_promptly() -> None:
         ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, 256 << 10)
 
 
-def write_base(directory: Path, generation: int, index: faiss.Index, catalogue: Catalogue) -> None:
-    """Write ``vectors-<generation>.faiss`` atomically, record its checksums, drop the rest."""
-    final = directory / f"vectors-{generation}.faiss"
+def _write_temporary(
+    directory: Path, generation: int, index: faiss.Index
+) -> tuple[Path, tuple[str, str]]:
+    """Write the base of ``generation`` to a temporary file, flushed to the disk; (its path,
+    (sha256 of every byte, of sampled blocks)). StoreError, leaving nothing, on failure."""
     tmp = directory / f"{TMP_PREFIX}{generation}.faiss.tmp"
     try:
         faiss.write_index(index, str(tmp))
-        checksum = file_sha256(tmp, sync=True)
-        catalogue.record_vector_file(generation, checksum, sampled_sha256(tmp))
+        return tmp, (file_sha256(tmp, sync=True), sampled_sha256(tmp))
+    except (OSError, RuntimeError) as exc:  # FAISS reports a failed write as RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise _cannot_save(directory, generation, exc) from exc
+
+
+def _publish(
+    directory: Path,
+    generation: int,
+    tmp: Path,
+    index: faiss.Index,
+    recall: float | None,
+    catalogue: Catalogue,
+) -> str:
+    """Rename the recorded temporary base into ``vectors-<generation>.faiss``, drop older
+    bases and note the new one's kind and measured recall; returns the kind."""
+    final = directory / f"vectors-{generation}.faiss"
+    try:
         os.replace(tmp, final)
         dir_fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-    except (OSError, RuntimeError) as exc:  # FAISS reports a failed write as RuntimeError
+    except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise StoreError(
-            f"cannot save the vector cache {final}: {_reason(exc)} "
-            "(nothing is lost: the catalogue holds every vector)"
-        ) from exc
+        raise _cannot_save(directory, generation, exc) from exc
     for old in saved_generations(directory):
         if old != generation:
             (directory / f"vectors-{old}.faiss").unlink(missing_ok=True)
     catalogue.forget_vector_files(keep=generation)
+    if recall is not None:
+        catalogue.record_recall(generation, recall, "tuning queries at build")
+    catalogue.prune_removal_log(generation)
+    kind = ann.describe(index)
+    catalogue.set_meta({"vector_base": kind})
+    return kind
+
+
+def _cannot_save(directory: Path, generation: int, exc: BaseException) -> StoreError:
+    return StoreError(
+        f"cannot save the vector cache {directory / f'vectors-{generation}.faiss'}: "
+        f"{_reason(exc)} (nothing is lost: the catalogue holds every vector)"
+    )
 
 
 def usable_base(directory: Path, catalogue: Catalogue) -> int | None:
