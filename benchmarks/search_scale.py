@@ -3,10 +3,11 @@
     python benchmarks/search_scale.py [--data /work/data/eval] [--n 100000 1000000] [--json]
 
 Real vectors: every image of the evaluation sets built by ``shared/datasets/build.py`` (clipart,
-icons, photos: about 3,000 real images), embedded by the default model (MobileNetV2, int8, the
-product's own embedder) in ``--views`` views each (the image, its mirror, four corner crops of
-80 % and a centre crop of 60 %): about 21,000 real embeddings, cached in ``--cache``. The views
-of 1,000 images (seeded) are held out as queries, so no query is in the database.
+icons, photos: about 3,000 real images), embedded by MobileNetV2 (int8, the product's own
+embedder; the default model when these figures were first taken) in ``--views`` views each
+(the image, its mirror, four corner crops of 80 % and a centre crop of 60 %): about 21,000 real
+embeddings, cached in ``--cache``. The views of 1,000 images (seeded) are held out as queries,
+so no query is in the database.
 
 Larger collections are grown around the real vectors: each new vector is a real one plus
 Gaussian noise in the space of the real vectors' top 256 principal components, each component
