@@ -215,7 +215,7 @@ def change_whitening(
     first: the base of every stored vector under it is written before the catalogue commits
     the change, in the same transaction as the base's checksums. Readers so go from the old
     base to the new one: none replays the whole collection into memory meanwhile (at 200,000
-    images, 15 s and 1.5 GB for a reader's first hit while the writer rebuilt). Returns the
+    images, 24 s and 1.5 GB for a reader's first hit while the writer rebuilt). Returns the
     new generation."""
     built = _build(catalogue, whitening, rng)
     generation = catalogue.generation() + 1
