@@ -204,6 +204,21 @@ def test_a_new_whitening_comes_with_its_base_so_readers_never_replay_the_collect
     assert saved_generations(tmp_path / "idx") == [generation]  # nothing more to save at exit
 
 
+def test_a_writer_killed_before_saving_a_new_whitenings_base_is_mended_by_the_next(
+    tmp_path: Path, store: LocalStore
+) -> None:
+    """No base is usable once the whitening changed; until one is saved every reader replays
+    the whole collection, so the next writer saves it even with nothing to write."""
+    with store.writing():
+        store.write([upsert(f"/{i}.jpg", i) for i in range(5)])
+    store.catalogue.set_whitening(learn_whitening(store.all_vectors(), dims=4))  # then killed
+    assert LocalStore.open(tmp_path / "idx").vectors.base is None  # replayed
+    with store.writing():
+        pass
+    assert saved_generations(tmp_path / "idx") == [2]
+    assert LocalStore.open(tmp_path / "idx").vectors.base_generation == 2
+
+
 def test_iter_vectors_gives_every_stored_vector_with_its_id(store: LocalStore) -> None:
     with store.writing():
         store.write([upsert(f"/{n}.jpg", n) for n in range(5)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 
 from lookalike.embed.classes import TopClasses
 from lookalike.embed.local_features import LocalFeatures
-from lookalike.errors import IndexNotFoundError, LookalikeError, StoreError
+from lookalike.errors import IndexNotFoundError, LookalikeError, LookalikeWarning, StoreError
 from lookalike.search.filters import Filters
 from lookalike.store import ann
 from lookalike.store.base import Ranking, StoreInfo
@@ -34,6 +35,7 @@ from lookalike.store.vectors import (
     remove_temporary_files,
     save_base,
     saved_generations,
+    usable_base,
     wants_merge,
 )
 from lookalike.store.whitening import Whitening
@@ -335,15 +337,27 @@ class LocalStore:
             yield self
         finally:
             try:
-                # A run that wrote nothing (an unchanged folder) loads no vectors; one that
-                # wrote a little to a large index leaves it in the delta (vectors.wants_merge).
-                if self.catalogue.generation() != started_at and wants_merge(
-                    self.directory, self.catalogue
-                ):
-                    save_base(self.directory, self.catalogue, np.random.default_rng(0))
+                self._save_base_if_due(self.catalogue.generation() != started_at)
             finally:
                 lock.release()
                 self._lock = None
+
+    def _save_base_if_due(self, wrote: bool) -> None:
+        """A run that wrote nothing (an unchanged folder) loads no vectors; one that wrote a
+        little to a large index leaves it in the delta (vectors.wants_merge). Where no base
+        is usable at all (a writer killed as it published one, a deleted file), every reader
+        replays the whole collection into memory, so even a run that wrote nothing saves one;
+        if that fails, nothing of this run is lost and it only warns."""
+        if not wrote and usable_base(self.directory, self.catalogue) is not None:
+            return
+        if not wants_merge(self.directory, self.catalogue):
+            return
+        try:
+            save_base(self.directory, self.catalogue, np.random.default_rng(0))
+        except StoreError as exc:
+            if wrote:
+                raise
+            warnings.warn(str(exc), LookalikeWarning, stacklevel=2)
 
     def set_adapts(self, adapts: bool) -> None:
         self._need_lock("set_adapts")
