@@ -31,9 +31,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from lookalike.store.local import LocalStore
 from lookalike.store.whitening import ADAPTED, Whitening, learn_label_whitening
 from lookalike.train.adapt import SAMPLE, SHRINKAGE, VIEWS
-from search_scale import DIM, K, grow, held_out, real_vectors
+from search_scale import K, grow, held_out, real_vectors
 from store_scale import PEAK, build_store, in_process
 
 WRITER = """
@@ -112,16 +113,15 @@ def main() -> None:
     vectors, owner = real_vectors(args.data, args.cache, args.views)
     queries, real = held_out(vectors, owner, rng)
     base = grow(real, args.n, args.spread, rng)
-    assert base.shape[1] == DIM
     store, _, build_s = build_store(args.directory, base, compact=False)
     kind = store.info().vector_index
     store.close()
     whitening = adapted_whitening(vectors, owner, args.n)
     (args.directory / "whitening.bin").write_bytes(whitening.to_bytes())
-    np.save(args.directory / "queries.npy", queries)
+    queries_file = str(args.directory / "queries.npy")
+    np.save(queries_file, queries)
     index = str(args.directory / "index")
 
-    queries_file = str(args.directory / "queries.npy")
     writer = run(WRITER, index, str(args.directory / "whitening.bin"))
     assert writer.stdout is not None
     writer.stdout.readline()  # started
@@ -136,9 +136,9 @@ def main() -> None:
         "after_save": finish(run(READER, index, queries_file)),
     }
     truth = exact_truth(base, whitening, queries)
-    from lookalike.store.local import LocalStore
-
-    searched = in_process(LocalStore.open(Path(index)), queries, truth)
+    adapted = LocalStore.open(Path(index))
+    base_after = adapted.info().vector_index
+    searched = in_process(adapted, queries, truth)
     row = {
         "n": args.n,
         "base_before": kind,
@@ -150,7 +150,7 @@ def main() -> None:
             f"reader_{when}": f"{float(lines[0].split()[2])} s, {peak} MB"
             for when, (lines, peak) in readers.items()
         },
-        "base_after": LocalStore.open(Path(index)).info().vector_index,
+        "base_after": base_after,
         **searched,
         "load": round(os.getloadavg()[0], 2),
     }
